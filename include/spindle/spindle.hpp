@@ -1,0 +1,7 @@
+// Everything spindle offers, in one include.
+#pragma once
+
+#include "spindle/errors.hpp"
+#include "spindle/print.hpp"
+#include "spindle/queue.hpp"
+#include "spindle/threading.hpp"
