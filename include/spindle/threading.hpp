@@ -56,9 +56,10 @@ inline constexpr std::chrono::nanoseconds TIMEOUT_MAX = spindle::detail::kTimeou
 
 // Keyword arguments of Thread's constructor. An empty name becomes "Thread-N"; an empty
 // daemon flag inherits the creating thread's flag, as Python does.
+// Every member has a default so a designated initializer may name any subset of them.
 struct ThreadOptions {
-  std::string name;
-  std::optional<bool> daemon;
+  std::string name{};
+  std::optional<bool> daemon{};
 };
 
 // A thread of control, as Python's threading.Thread.
@@ -195,8 +196,10 @@ class Lock {
   // Blocks up to `timeout` (zero: never blocks); true when acquired.
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
+    const std::chrono::nanoseconds checked = spindle::detail::to_timeout(timeout);
     if (try_lock()) return true;
-    const auto deadline = spindle::detail::deadline_after(timeout);
+    if (checked == checked.zero()) return false;
+    const auto deadline = spindle::detail::Clock::now() + checked;
     return acquire_contended(&deadline);
   }
   // Releases the lock; any thread may. std::logic_error if it is not locked.
@@ -221,7 +224,7 @@ class Lock {
   }
   template <class Clock, class Duration>
   bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) {
-    return acquire(std::max(deadline - Clock::now(), typename Clock::duration::zero()));
+    return acquire(std::max(deadline - Clock::now(), Clock::duration::zero()));
   }
 
  private:
@@ -257,6 +260,7 @@ class RLock {
   // Blocks up to `timeout`; true when acquired.
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
+    spindle::detail::to_timeout(timeout);  // a negative timeout throws, owner or not
     if (owned_by_caller()) {
       ++count_;
       return true;
@@ -441,8 +445,8 @@ class Event {
   // Blocks until the flag is set or `timeout` passes; returns the flag.
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) {
-    if (is_set()) return true;
     const auto deadline = spindle::detail::deadline_after(timeout);
+    if (is_set()) return true;
     return wait_until(&deadline);
   }
 
@@ -506,8 +510,8 @@ class BrokenBarrierError : public spindle::Error {
 // Keyword arguments of Barrier: `action` runs in one of the threads (the last to arrive)
 // when all have arrived, before any is released; `timeout` is wait()'s default.
 struct BarrierOptions {
-  std::function<void()> action;
-  std::optional<std::chrono::nanoseconds> timeout;
+  std::function<void()> action{};
+  std::optional<std::chrono::nanoseconds> timeout{};
 };
 
 // A fixed number of threads wait for one another, then all go on together; it can be used

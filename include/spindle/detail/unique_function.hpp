@@ -45,7 +45,7 @@ class UniqueFunction {
 template <class F, class... A>
 UniqueFunction bind_call(F&& function, A&&... args) {
   return UniqueFunction([function = std::forward<F>(function),
-                         arguments = std::make_tuple(std::forward<A>(args)...)]() mutable {
+                         arguments = std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)]() mutable {
     std::apply([&](auto&... stored) { std::invoke(std::move(function), std::move(stored)...); },
                arguments);
   });
@@ -59,7 +59,7 @@ namespace spindle::detail {
 template <class F, class... A>
 UniqueFunction bind_repeatable_call(F&& function, A&&... args) {
   return UniqueFunction([function = std::forward<F>(function),
-                         arguments = std::make_tuple(std::forward<A>(args)...)]() mutable {
+                         arguments = std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)]() mutable {
     std::apply([&](auto&... stored) { std::invoke(function, stored...); }, arguments);
   });
 }
