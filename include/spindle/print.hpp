@@ -9,9 +9,9 @@
 
 namespace spindle {
 namespace detail {
-// Writes `text` followed by a newline to `stream` as one stdio write, holding the stream's
-// lock for the whole write, so lines from different threads never interleave.
-void write_line(std::FILE* stream, std::string_view text);
+// Writes `line` (which ends with its newline) to `stream` in one stdio call, so lines from
+// different threads never interleave.
+void write_line(std::FILE* stream, std::string_view line);
 }  // namespace detail
 
 // Formats `format` with `args` (fmt syntax) and writes it with a newline to stdout as one
@@ -21,6 +21,7 @@ template <class... A>
 void print(fmt::format_string<A...> format, A&&... args) {
   fmt::memory_buffer buffer;
   fmt::format_to(std::back_inserter(buffer), format, std::forward<A>(args)...);
+  buffer.push_back('\n');
   detail::write_line(stdout, std::string_view(buffer.data(), buffer.size()));
 }
 
@@ -29,6 +30,7 @@ template <class... A>
 void print(std::FILE* stream, fmt::format_string<A...> format, A&&... args) {
   fmt::memory_buffer buffer;
   fmt::format_to(std::back_inserter(buffer), format, std::forward<A>(args)...);
+  buffer.push_back('\n');
   detail::write_line(stream, std::string_view(buffer.data(), buffer.size()));
 }
 

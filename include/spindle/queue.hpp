@@ -169,14 +169,12 @@ class BasicQueue {
   // left, then throws ShutDown. immediate: the items left are dropped (each counted as
   // task_done, so join() returns) and get() throws ShutDown at once. Non-blocking.
   void shutdown(bool immediate = false) {
-    Items dropped{};
-    {
-      std::lock_guard guard(mutex_);
-      shutdown_ = true;
-      if (immediate) {
-        unfinished_tasks_ -= std::min(unfinished_tasks_, items_.items.size());
-        std::swap(dropped.items, items_.items);  // destroyed below, outside the lock
-      }
+    decltype(items_.items) dropped;  // destroyed after the lock is released
+    std::lock_guard guard(mutex_);
+    shutdown_ = true;
+    if (immediate) {
+      unfinished_tasks_ -= std::min(unfinished_tasks_, items_.items.size());
+      std::swap(dropped, items_.items);
     }
     all_tasks_done_.notify_all();
     not_empty_.notify_all();
@@ -202,9 +200,8 @@ class BasicQueue {
     }
     items_.push(std::forward<U>(item));
     if (track_tasks_) ++unfinished_tasks_;
-    const bool wake = waiting_getters_ > 0;
-    lock.unlock();
-    if (wake) not_empty_.notify_one();
+    // Notified under the lock: a getter may destroy the queue as soon as get() returns.
+    if (waiting_getters_ > 0) not_empty_.notify_one();
   }
 
   T get_until(const Clock::time_point* deadline) {
@@ -220,9 +217,7 @@ class BasicQueue {
       if (items_.items.empty()) throw ShutDown();
     }
     T item = items_.pop();
-    const bool wake = waiting_putters_ > 0;
-    lock.unlock();
-    if (wake) not_full_.notify_one();
+    if (waiting_putters_ > 0) not_full_.notify_one();
     return item;
   }
 

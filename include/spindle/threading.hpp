@@ -426,6 +426,8 @@ class BoundedSemaphore : public Semaphore {
 // ---------------------------------------------------------------------------------------
 
 // A flag threads wait on: set() wakes every waiter; clear() resets it. Thread-safe.
+// An Event may be destroyed as soon as a waiter has seen it set, even while the thread that
+// set it is still returning from set().
 class Event {
  public:
   Event() = default;
@@ -433,16 +435,17 @@ class Event {
   Event& operator=(const Event&) = delete;
 
   // Non-blocking.
-  bool is_set() const { return flag_.load(std::memory_order_acquire); }
+  bool is_set() const { return (word_.load(std::memory_order_acquire) & kSet) != 0; }
   // Sets the flag and wakes every waiter. Non-blocking.
   void set();
   // Resets the flag. Non-blocking.
-  void clear();
+  void clear() { word_.fetch_and(~kSet, std::memory_order_release); }
   // Blocks until the flag is set.
   void wait() {
     if (!is_set()) wait_until(nullptr);
   }
-  // Blocks until the flag is set or `timeout` passes; returns the flag.
+  // Blocks until the flag is set or `timeout` passes; returns true when it was set (also when
+  // clear() came before this waiter ran, as in Python).
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) {
     const auto deadline = spindle::detail::deadline_after(timeout);
@@ -451,13 +454,14 @@ class Event {
   }
 
  private:
+  // One futex word: bit 0 the flag, bit 1 "someone sleeps", the rest a generation that every
+  // set() advances, so a waiter woken by set() knows it even if clear() followed.
+  static constexpr std::uint32_t kSet = 1;
+  static constexpr std::uint32_t kWaiters = 2;
+  static constexpr std::uint32_t kGeneration = 4;
   bool wait_until(const spindle::detail::Clock::time_point* deadline);
 
-  std::atomic<bool> flag_{false};
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::size_t waiters_ = 0;     // guarded by mutex_
-  std::uint64_t generation_ = 0;  // guarded by mutex_; counts set() calls that woke waiters
+  std::atomic<std::uint32_t> word_{0};
 };
 
 // ---------------------------------------------------------------------------------------

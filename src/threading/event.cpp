@@ -1,43 +1,37 @@
+#include <climits>
+
 #include "spindle/threading.hpp"
 
 namespace spindle::threading {
 
 void Event::set() {
-  bool wake = false;
-  {
-    std::lock_guard guard(mutex_);
-    flag_.store(true, std::memory_order_release);
-    if (waiters_ > 0) {
-      ++generation_;
-      wake = true;
-    }
-  }
-  if (wake) changed_.notify_all();
-}
-
-void Event::clear() {
-  std::lock_guard guard(mutex_);
-  flag_.store(false, std::memory_order_release);
+  std::uint32_t word = word_.load(std::memory_order_relaxed);
+  std::uint32_t next;
+  do {
+    if ((word & kSet) != 0) return;
+    next = ((word & ~kWaiters) + kGeneration) | kSet;
+  } while (!word_.compare_exchange_weak(word, next, std::memory_order_release,
+                                        std::memory_order_relaxed));
+  // The exchange above is the last access to this object: a waiter may destroy it now. A
+  // futex wake on memory that is gone is harmless (at worst a spurious wake-up elsewhere).
+  if ((word & kWaiters) != 0) detail::futex_wake(word_, INT_MAX);
 }
 
 bool Event::wait_until(const spindle::detail::Clock::time_point* deadline) {
-  std::unique_lock lock(mutex_);
-  // A waiter woken by set() returns true even when clear() came before it ran, as in Python:
-  // the generation tells it a set() happened while it slept.
-  const std::uint64_t generation = generation_;
-  const auto signalled = [&] {
-    return flag_.load(std::memory_order_relaxed) || generation_ != generation;
-  };
-  ++waiters_;
-  bool result;
-  if (deadline == nullptr) {
-    changed_.wait(lock, signalled);
-    result = true;
-  } else {
-    result = changed_.wait_until(lock, *deadline, signalled);
+  std::uint32_t word = word_.load(std::memory_order_acquire);
+  const std::uint32_t generation = word & ~(kSet | kWaiters);
+  for (;;) {
+    if ((word & kSet) != 0 || (word & ~(kSet | kWaiters)) != generation) return true;
+    if (deadline != nullptr && spindle::detail::Clock::now() >= *deadline) return false;
+    if ((word & kWaiters) == 0) {
+      if (!word_.compare_exchange_weak(word, word | kWaiters, std::memory_order_acquire)) {
+        continue;  // `word` was reloaded: check it again
+      }
+      word |= kWaiters;
+    }
+    detail::futex_wait(word_, word, deadline);
+    word = word_.load(std::memory_order_acquire);
   }
-  --waiters_;
-  return result;
 }
 
 }  // namespace spindle::threading

@@ -32,15 +32,13 @@ void Semaphore::release(std::ptrdiff_t n) { add(n, std::nullopt); }
 
 void Semaphore::add(std::ptrdiff_t n, std::optional<std::ptrdiff_t> bound) {
   if (n < 1) throw std::invalid_argument("n must be one or more");
-  std::size_t to_wake = 0;
-  {
-    std::lock_guard guard(mutex_);
-    if (bound && value_ + n > *bound) {
-      throw std::invalid_argument("Semaphore released too many times");
-    }
-    value_ += n;
-    to_wake = std::min(waiters_, static_cast<std::size_t>(n));
+  std::lock_guard guard(mutex_);
+  if (bound && value_ + n > *bound) {
+    throw std::invalid_argument("Semaphore released too many times");
   }
+  value_ += n;
+  // Notified under the lock: an acquirer may destroy the semaphore as soon as it returns.
+  const std::size_t to_wake = std::min(waiters_, static_cast<std::size_t>(n));
   if (to_wake == 1) {
     available_.notify_one();
   } else if (to_wake > 1) {
