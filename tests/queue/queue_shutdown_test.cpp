@@ -493,9 +493,9 @@ struct ByRank {
   bool operator()(int a, int b) const { return (*rank)[a] < (*rank)[b]; }
 };
 
-// KNOWN BUG, failing on purpose: BasicQueue::shutdown() (include/spindle/queue.hpp, the line
-// `Items dropped{};`) default-constructs the container policy, and with it the comparator, so
-// a PriorityQueue whose comparator is not default-constructible cannot be shut down.
+// Regression test: shutdown() once built its container policy with `Items dropped{};`, which
+// default-constructs the comparator, so a PriorityQueue whose comparator is not
+// default-constructible could not be shut down (with a capturing lambda: a compile error).
 TEST(PriorityQueueShutdown, ShutdownNeedsNoDefaultConstructibleComparator) {
   const std::vector<int> rank{2, 0, 1};  // item 1 first, then 2, then 0
   PriorityQueue<int, ByRank> queue(0, ByRank(rank));

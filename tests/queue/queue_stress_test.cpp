@@ -1,7 +1,7 @@
 // spindle::queue under load: many producers and consumers pass a large number of distinct
 // items through small queues; every item must arrive exactly once.
 //
-// Sanitized builds run a tenth of the items (SPINDLE_QUEUE_TEST_SANITIZED); every other build
+// Sanitized builds run a quarter of the items (SPINDLE_QUEUE_TEST_SANITIZED); every other build
 // runs the full count.
 #include <gtest/gtest.h>
 
@@ -25,7 +25,7 @@ using spindle::queue::Queue;
 using spindle::queue::ShutDown;
 
 #if SPINDLE_QUEUE_TEST_SANITIZED
-constexpr std::size_t kScaleDown = 10;
+constexpr std::size_t kScaleDown = 4;
 #else
 constexpr std::size_t kScaleDown = 1;
 #endif
