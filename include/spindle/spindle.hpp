@@ -2,6 +2,7 @@
 #pragma once
 
 #include "spindle/errors.hpp"
+#include "spindle/futures.hpp"
 #include "spindle/print.hpp"
 #include "spindle/queue.hpp"
 #include "spindle/threading.hpp"

@@ -156,8 +156,12 @@ void wait_for_non_daemon_threads() {
       }
     }
     if (!pending) return;
-    std::unique_lock lock(pending->mutex);
-    pending->changed.wait(lock, [&] { return pending->status == Status::finished; });
+    {
+      std::unique_lock lock(pending->mutex);
+      pending->changed.wait(lock, [&] { return pending->status == Status::finished; });
+    }
+    std::lock_guard guard(pending->native_mutex);  // reap it: it has finished
+    if (pending->native.joinable()) pending->native.join();
   }
 }
 std::once_flag exit_hook_once;

@@ -1,0 +1,167 @@
+// The type-independent core of a future: its state word, its callback list and how a thread
+// waits for it. Shared by concurrent.futures' Future and every executor. See
+// docs/design/thread-pool.md.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <utility>
+
+#include "spindle/detail/timeout.hpp"
+
+namespace spindle::detail {
+
+// What a thread sleeps on while it waits for futures: a futex word that signal() sets.
+// Shared-owned, because a future may signal it after the waiter gave up (timeout): a
+// spurious signal is harmless, every wait loops.
+class Waiter {
+ public:
+  // Sets the word and wakes the owner. Any thread.
+  void signal() noexcept;
+  // Blocks until signalled (or the deadline passes; nullptr: none), then clears the signal.
+  // Returns false on timeout.
+  bool wait(const Clock::time_point* deadline) noexcept;
+  std::atomic<std::uint32_t> word{0};
+};
+
+// The calling thread's waiter. A pool's worker installs its own (current_waiter_slot()), the
+// one it sleeps on when idle, so one signal wakes it for new work or a finished future alike.
+const std::shared_ptr<Waiter>& current_waiter();
+std::shared_ptr<Waiter>& current_waiter_slot();
+
+// A thread pool worker that can run queued work while it waits, so that a task blocking on
+// work queued behind it in its own pool never deadlocks. Set on the pool's own threads.
+class Helper {
+ public:
+  virtual ~Helper() = default;
+  // Runs one queued task of the pool if there is one; true if it ran one.
+  virtual bool run_one_queued() = 0;
+  // set_waiting(true): this worker is about to sleep in a wait, so a submit must wake it;
+  // returns false (and stays awake) if work is already queued. set_waiting(false): awake
+  // again; returns true.
+  virtual bool set_waiting(bool waiting) = 0;
+};
+Helper*& current_helper();
+
+// Blocks until ready() is true (false: the deadline passed first). The caller arranges for
+// current_waiter() to be signalled whenever ready() may have become true. On a pool's own
+// threads, runs queued tasks of the pool meanwhile.
+bool block_until(const std::function<bool()>& ready, const Clock::time_point* deadline);
+
+class FutureCore;
+
+// A node of a future's callback list, invoked exactly once when the future completes (or at
+// once, if it already has).
+class CallbackNode {
+ public:
+  virtual ~CallbackNode() = default;
+  virtual void invoke(FutureCore& future) noexcept = 0;
+  CallbackNode* next = nullptr;
+};
+
+// The life of a future, in its status word:
+//
+//   status      event                                    next
+//   ----------  ---------------------------------------  ----------
+//   pending     cancel()                                 cancelled
+//   pending     set_running_or_notify_cancel()           running
+//   pending     set_result / set_exception (claim)       completing
+//   running     set_result / set_exception (claim)       completing
+//   completing  the value is stored                      finished
+//
+// cancelled and finished are final; completion callbacks run right after either is reached.
+class FutureCore {
+ public:
+  enum Status : std::uint32_t { pending, running, cancelled, completing, finished };
+
+  FutureCore() = default;
+  FutureCore(const FutureCore&) = delete;
+  FutureCore& operator=(const FutureCore&) = delete;
+
+  // Reference counting (Future handles, queues and callbacks each hold one).
+  void retain() noexcept { references_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (references_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
+  }
+
+  // A task runs here (tasks override it). The default does nothing: a plain Future.
+  virtual void execute() noexcept {}
+
+  Status status() const noexcept {
+    return static_cast<Status>(status_.load(std::memory_order_acquire));
+  }
+  bool done() const noexcept {
+    const Status now = status();
+    return now == finished || now == cancelled;
+  }
+
+  bool cancel() noexcept;
+  // false: it was cancelled (waiters were notified at cancel()); true: now running.
+  // std::logic_error in any other state.
+  bool set_running_or_notify_cancel();
+  // Claims the right to complete; InvalidStateError when already done.
+  void claim_completion();
+  // After a successful claim_completion and the value or exception stored.
+  void publish(std::exception_ptr error) noexcept;
+
+  // Blocks until done (or the deadline passes); false on timeout. A pool worker runs queued
+  // tasks of its pool meanwhile.
+  bool wait_done(const Clock::time_point* deadline) const;
+
+  // Adds `node`; invokes it at once (in this thread) if the future is already done.
+  void add_callback(CallbackNode* node) noexcept;
+
+  std::exception_ptr error() const noexcept {
+    retrieved_.store(true, std::memory_order_relaxed);
+    return error_;
+  }
+  void mark_retrieved() const noexcept { retrieved_.store(true, std::memory_order_relaxed); }
+
+ protected:
+  // Reports an exception nobody retrieved (as asyncio does), then frees callback nodes that
+  // never ran (the future never completed).
+  virtual ~FutureCore();
+  void destroy() noexcept { delete this; }
+
+ private:
+  void run_callbacks() noexcept;
+
+  std::atomic<std::uint32_t> references_{1};
+  std::atomic<std::uint32_t> status_{pending};
+  std::atomic<CallbackNode*> callbacks_{nullptr};
+  std::exception_ptr error_;
+  mutable std::atomic<bool> retrieved_{false};
+};
+
+// An owning pointer to a FutureCore (intrusive count).
+template <class Core>
+class CoreRef {
+ public:
+  CoreRef() = default;
+  explicit CoreRef(Core* core) noexcept : core_(core) {}  // adopts one reference
+  CoreRef(const CoreRef& other) noexcept : core_(other.core_) {
+    if (core_ != nullptr) core_->retain();
+  }
+  CoreRef(CoreRef&& other) noexcept : core_(std::exchange(other.core_, nullptr)) {}
+  CoreRef& operator=(CoreRef other) noexcept {
+    std::swap(core_, other.core_);
+    return *this;
+  }
+  ~CoreRef() {
+    if (core_ != nullptr) core_->release();
+  }
+  Core* get() const noexcept { return core_; }
+  Core* operator->() const noexcept { return core_; }
+  Core* detach() noexcept { return std::exchange(core_, nullptr); }
+
+ private:
+  Core* core_ = nullptr;
+};
+
+// Reports an exception thrown by a done-callback, as Python logs it; the other callbacks go on.
+void report_callback_exception(std::exception_ptr error) noexcept;
+
+}  // namespace spindle::detail

@@ -1,0 +1,207 @@
+// FutureCore: completion, callbacks and blocking waits. See docs/design/thread-pool.md.
+#include "spindle/detail/future_core.hpp"
+
+#include <climits>
+#include <string>
+
+#include "spindle/detail/exception_info.hpp"
+#include "spindle/futures.hpp"
+#include "spindle/print.hpp"
+#include "spindle/threading.hpp"
+
+namespace spindle::detail {
+namespace {
+
+// The callback list's "already completed" mark: adding to a closed list runs the callback.
+CallbackNode* closed_list() noexcept {
+  static struct Closed final : CallbackNode {
+    void invoke(FutureCore&) noexcept override {}
+  } closed;
+  return &closed;
+}
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// How long a blocked result() spins before it sleeps: a cross-core wake-up costs 20-50 µs on
+// this kind of VM, most tasks waited on in a loop take far less.
+constexpr int kWaitSpins = 2000;
+
+// Signals a waiter when the future completes.
+class WakeNode final : public CallbackNode {
+ public:
+  explicit WakeNode(std::shared_ptr<Waiter> waiter) : waiter_(std::move(waiter)) {}
+  void invoke(FutureCore&) noexcept override {
+    waiter_->signal();
+    delete this;
+  }
+
+ private:
+  std::shared_ptr<Waiter> waiter_;
+};
+
+const char* status_name(FutureCore::Status status) {
+  switch (status) {
+    case FutureCore::pending:
+      return "pending";
+    case FutureCore::running:
+      return "running";
+    case FutureCore::cancelled:
+      return "cancelled";
+    case FutureCore::completing:
+    case FutureCore::finished:
+      return "finished";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+void Waiter::signal() noexcept {
+  word.store(1, std::memory_order_release);
+  threading::detail::futex_wake(word, 1);
+}
+
+bool Waiter::wait(const Clock::time_point* deadline) noexcept {
+  for (;;) {
+    if (word.exchange(0, std::memory_order_acquire) != 0) return true;
+    if (deadline != nullptr && Clock::now() >= *deadline) return false;
+    threading::detail::futex_wait(word, 0, deadline);
+  }
+}
+
+std::shared_ptr<Waiter>& current_waiter_slot() {
+  thread_local std::shared_ptr<Waiter> waiter = std::make_shared<Waiter>();
+  return waiter;
+}
+
+const std::shared_ptr<Waiter>& current_waiter() { return current_waiter_slot(); }
+
+Helper*& current_helper() {
+  thread_local Helper* helper = nullptr;
+  return helper;
+}
+
+FutureCore::~FutureCore() {
+  if (status_.load(std::memory_order_relaxed) == finished && error_ &&
+      !retrieved_.load(std::memory_order_relaxed)) {
+    spindle::print(stderr, "Future exception was never retrieved: {}",
+                   format_exception(error_));
+  }
+  CallbackNode* node = callbacks_.load(std::memory_order_acquire);
+  while (node != nullptr && node != closed_list()) {
+    delete std::exchange(node, node->next);
+  }
+}
+
+bool FutureCore::cancel() noexcept {
+  std::uint32_t expected = pending;
+  if (status_.compare_exchange_strong(expected, cancelled, std::memory_order_acq_rel)) {
+    run_callbacks();
+    return true;
+  }
+  return expected == cancelled;
+}
+
+bool FutureCore::set_running_or_notify_cancel() {
+  std::uint32_t expected = pending;
+  if (status_.compare_exchange_strong(expected, running, std::memory_order_acq_rel)) return true;
+  if (expected == cancelled) return false;
+  throw std::logic_error(std::string("Future in unexpected state: ") +
+                         status_name(static_cast<Status>(expected)));
+}
+
+void FutureCore::claim_completion() {
+  std::uint32_t expected = status_.load(std::memory_order_relaxed);
+  do {
+    if (expected != pending && expected != running) {
+      throw futures::InvalidStateError(std::string("the future is already ") +
+                                       status_name(static_cast<Status>(expected)));
+    }
+  } while (!status_.compare_exchange_weak(expected, completing, std::memory_order_acquire,
+                                          std::memory_order_relaxed));
+}
+
+void FutureCore::publish(std::exception_ptr error) noexcept {
+  error_ = std::move(error);
+  status_.store(finished, std::memory_order_release);
+  run_callbacks();
+}
+
+void FutureCore::add_callback(CallbackNode* node) noexcept {
+  CallbackNode* head = callbacks_.load(std::memory_order_acquire);
+  do {
+    if (head == closed_list()) {
+      node->invoke(*this);
+      return;
+    }
+    node->next = head;
+  } while (!callbacks_.compare_exchange_weak(head, node, std::memory_order_acq_rel,
+                                             std::memory_order_acquire));
+}
+
+void FutureCore::run_callbacks() noexcept {
+  CallbackNode* head = callbacks_.exchange(closed_list(), std::memory_order_acq_rel);
+  // The list is newest first; callbacks run in the order they were added.
+  CallbackNode* ordered = nullptr;
+  while (head != nullptr) {
+    CallbackNode* next = head->next;
+    head->next = ordered;
+    ordered = head;
+    head = next;
+  }
+  while (ordered != nullptr) {
+    CallbackNode* next = ordered->next;
+    ordered->invoke(*this);  // deletes the node
+    ordered = next;
+  }
+}
+
+bool FutureCore::wait_done(const Clock::time_point* deadline) const {
+  if (done()) return true;
+  if (current_helper() == nullptr) {
+    // Not a pool worker (which would rather run queued work): spin briefly first.
+    for (int spin = 0; spin < kWaitSpins; ++spin) {
+      cpu_relax();
+      if (done()) return true;
+    }
+  }
+  const std::shared_ptr<Waiter>& waiter = current_waiter();
+  const_cast<FutureCore*>(this)->add_callback(new WakeNode(waiter));
+  return block_until([this] { return done(); }, deadline);
+}
+
+bool block_until(const std::function<bool()>& ready, const Clock::time_point* deadline) {
+  const std::shared_ptr<Waiter>& waiter = current_waiter();
+  Helper* helper = current_helper();
+  for (;;) {
+    if (ready()) return true;
+    if (helper != nullptr && helper->run_one_queued()) continue;
+    if (deadline != nullptr && Clock::now() >= *deadline) return false;
+    if (helper != nullptr) {
+      // Nothing to run: spin briefly (the awaited task is likely running on another core).
+      bool changed = false;
+      for (int spin = 0; spin < kWaitSpins / 4 && !changed; ++spin) {
+        cpu_relax();
+        changed = ready();
+      }
+      if (changed) return true;
+      // Announce the sleep first, then look again: a submit either sees us asleep (and
+      // wakes us) or we see its task.
+      if (!helper->set_waiting(true)) continue;
+      if (!ready()) waiter->wait(deadline);
+      helper->set_waiting(false);
+    } else {
+      waiter->wait(deadline);
+    }
+  }
+}
+
+void report_callback_exception(std::exception_ptr error) noexcept {
+  spindle::print(stderr, "exception calling callback for future: {}", format_exception(error));
+}
+
+}  // namespace spindle::detail

@@ -1,0 +1,414 @@
+// ThreadPoolExecutor. The design — per-worker inboxes swapped whole, one word counting the
+// queued tasks and carrying the shutdown and broken flags, how idle workers sleep without
+// lost wake-ups, and how a blocked worker helps — is in docs/design/thread-pool.md.
+#include <sched.h>
+
+#include <thread>
+
+#include "spindle/detail/exception_info.hpp"
+#include "spindle/futures.hpp"
+#include "spindle/print.hpp"
+#include "spindle/threading.hpp"
+
+namespace spindle::futures {
+namespace internal {
+
+using spindle::detail::FutureCore;
+using spindle::detail::Waiter;
+
+namespace {
+
+// state_: the number of tasks reserved by enqueue and not yet taken by a worker, plus flags.
+constexpr std::uint64_t kShutdown = std::uint64_t{1} << 62;
+constexpr std::uint64_t kBroken = std::uint64_t{1} << 61;
+constexpr std::uint64_t kCountMask = kBroken - 1;
+
+// What run() does with a task, read once per task.
+enum Mode : std::uint8_t { run_tasks, cancel_tasks, fail_tasks };
+
+// How long an idle worker spins before it sleeps (a cross-core wake-up costs 20-50 µs on a VM;
+// a submitter that sends tasks one after another finds the worker still awake).
+constexpr int kIdleSpins = 4000;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+std::size_t process_cpu_count() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<std::size_t>(CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::atomic<std::size_t> pool_counter{0};
+
+}  // namespace
+
+struct alignas(64) Slot {
+  threading::Lock inbox_lock;
+  std::vector<FutureCore*> inbox;  // guarded by inbox_lock
+  std::vector<FutureCore*> batch;  // the worker's own: tasks taken, run in order
+  std::size_t next = 0;            // batch[next...] not yet run
+  std::shared_ptr<Waiter> waiter = std::make_shared<Waiter>();
+  std::atomic<bool> sleeping{false};
+  std::unique_ptr<threading::Thread> thread;
+};
+
+class ThreadPool final : public std::enable_shared_from_this<ThreadPool> {
+ public:
+  explicit ThreadPool(ThreadPoolOptions options);
+  ~ThreadPool();
+
+  void enqueue(FutureCore* task);
+  void shutdown(bool wait, bool cancel_futures);
+  std::size_t max_workers() const { return max_workers_; }
+
+ private:
+  class WorkerHelper;
+
+  void start_worker();
+  void worker_main(std::size_t index);
+  FutureCore* take(Slot& self, bool newest_first);
+  void run(FutureCore* task);
+  bool prepare_sleep(Slot& slot, bool idle);
+  void finish_sleep(Slot& slot);
+  void wake_one(Slot* preferred);
+  void break_pool(std::exception_ptr error);
+  void fail(FutureCore* task);
+  Slot& slot(std::size_t index) { return slots_[index]; }
+
+  const std::size_t max_workers_;
+  const std::string prefix_;
+  const std::function<void()> initializer_;
+  std::unique_ptr<Slot[]> slots_;
+  std::atomic<std::size_t> started_{0};
+  std::atomic<std::uint64_t> state_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<std::uint8_t> mode_{run_tasks};
+  std::mutex start_mutex_;
+  std::string broken_reason_;  // written once, before kBroken is set
+};
+
+namespace {
+thread_local ThreadPool* current_pool = nullptr;
+thread_local Slot* current_slot = nullptr;
+
+// Pools alive at program exit are shut down with wait = true, as Python does.
+struct LivePools {
+  std::mutex mutex;
+  std::vector<std::weak_ptr<ThreadPool>> pools;
+};
+LivePools& live_pools() {
+  static auto* pools = new LivePools();  // immortal: used by the exit hook
+  return *pools;
+}
+void shut_down_live_pools() {
+  std::vector<std::shared_ptr<ThreadPool>> alive;
+  {
+    LivePools& live = live_pools();
+    std::lock_guard guard(live.mutex);
+    for (auto& weak : live.pools) {
+      if (auto pool = weak.lock()) alive.push_back(std::move(pool));
+    }
+  }
+  for (auto& pool : alive) pool->shutdown(true, false);
+}
+std::once_flag exit_hook_once;
+}  // namespace
+
+// Lets a worker that blocks on a future run its pool's queued tasks meanwhile.
+class ThreadPool::WorkerHelper final : public spindle::detail::Helper {
+ public:
+  WorkerHelper(ThreadPool& pool, Slot& slot) : pool_(pool), slot_(slot) {}
+  bool run_one_queued() override {
+    FutureCore* task = pool_.take(slot_, true);
+    if (task == nullptr) return false;
+    pool_.run(task);
+    return true;
+  }
+  bool set_waiting(bool waiting) override {
+    if (waiting) return pool_.prepare_sleep(slot_, false);
+    pool_.finish_sleep(slot_);
+    return true;
+  }
+
+ private:
+  ThreadPool& pool_;
+  Slot& slot_;
+};
+
+ThreadPool::ThreadPool(ThreadPoolOptions options)
+    : max_workers_(options.max_workers.value_or(std::min<std::size_t>(32, process_cpu_count() + 4))),
+      prefix_(options.thread_name_prefix.empty()
+                  ? "ThreadPoolExecutor-" + std::to_string(pool_counter.fetch_add(1))
+                  : std::move(options.thread_name_prefix)),
+      initializer_(std::move(options.initializer)) {
+  if (max_workers_ == 0) throw std::invalid_argument("max_workers must be greater than 0");
+  slots_ = std::make_unique<Slot[]>(max_workers_);
+}
+
+ThreadPool::~ThreadPool() {
+  // Tasks still queued here were reserved by an enqueue racing with a shutdown(wait=false)
+  // that no worker lived to see: cancel them rather than leak them.
+  for (std::size_t i = 0; i < max_workers_; ++i) {
+    for (FutureCore* task : slots_[i].inbox) {
+      task->cancel();
+      task->release();
+    }
+  }
+}
+
+void ThreadPool::enqueue(FutureCore* task) {
+  // Reserving first (one seq_cst read-modify-write) orders this submit against a worker going
+  // to sleep and against shutdown: a reservation made before the shutdown flag is run.
+  const std::uint64_t previous = state_.fetch_add(1, std::memory_order_seq_cst);
+  if ((previous & (kShutdown | kBroken)) != 0) {
+    state_.fetch_sub(1, std::memory_order_seq_cst);
+    if ((previous & kBroken) != 0) throw BrokenThreadPool(broken_reason_);
+    throw std::logic_error("cannot schedule new futures after shutdown");
+  }
+  Slot* target;
+  if (current_pool == this) {
+    target = current_slot;  // a task submitting more work: keep it local
+  } else {
+    std::size_t started = started_.load(std::memory_order_acquire);
+    if (started == 0) {
+      start_worker();
+      started = started_.load(std::memory_order_acquire);
+    }
+    thread_local std::size_t round_robin = 0;
+    target = &slot(round_robin++ % started);
+  }
+  {
+    std::scoped_lock guard(target->inbox_lock);
+    target->inbox.push_back(task);
+  }
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+    wake_one(target);
+  } else if (started_.load(std::memory_order_relaxed) < max_workers_) {
+    start_worker();  // no idle worker: add one, as Python does
+  }
+}
+
+void ThreadPool::start_worker() {
+  std::lock_guard guard(start_mutex_);
+  const std::size_t index = started_.load(std::memory_order_relaxed);
+  if (index >= max_workers_) return;
+  if ((state_.load(std::memory_order_acquire) & (kShutdown | kBroken)) != 0 && index > 0) return;
+  Slot& worker = slot(index);
+  worker.thread = std::make_unique<threading::Thread>(
+      threading::ThreadOptions{.name = prefix_ + "_" + std::to_string(index), .daemon = true},
+      [self = shared_from_this(), index] { self->worker_main(index); });
+  worker.thread->start();
+  started_.store(index + 1, std::memory_order_release);
+}
+
+void ThreadPool::worker_main(std::size_t index) {
+  Slot& self = slot(index);
+  current_pool = this;
+  current_slot = &self;
+  spindle::detail::current_waiter_slot() = self.waiter;
+  WorkerHelper helper(*this, self);
+  spindle::detail::current_helper() = &helper;
+
+  if (initializer_) {
+    try {
+      initializer_();
+    } catch (...) {
+      break_pool(std::current_exception());
+    }
+  }
+  for (;;) {
+    if (FutureCore* task = take(self, false)) {
+      run(task);
+      continue;
+    }
+    bool work_appeared = false;
+    for (int spin = 0; spin < kIdleSpins && !work_appeared; ++spin) {
+      cpu_relax();
+      work_appeared = (state_.load(std::memory_order_relaxed) & kCountMask) != 0;
+    }
+    if (work_appeared) continue;
+    const std::uint64_t state = state_.load(std::memory_order_acquire);
+    if ((state & (kShutdown | kBroken)) != 0 && (state & kCountMask) == 0) break;
+    if (!prepare_sleep(self, true)) continue;
+    self.waiter->wait(nullptr);
+    finish_sleep(self);
+  }
+  spindle::detail::current_helper() = nullptr;
+  current_pool = nullptr;
+  current_slot = nullptr;
+}
+
+FutureCore* ThreadPool::take(Slot& self, bool newest_first) {
+  if (newest_first) {
+    // A worker helping while it waits takes its own newest task first: the work it just
+    // submitted, most likely what it waits for (depth-first, so the stack stays shallow).
+    std::scoped_lock guard(self.inbox_lock);
+    if (!self.inbox.empty()) {
+      FutureCore* task = self.inbox.back();
+      self.inbox.pop_back();
+      state_.fetch_sub(1, std::memory_order_relaxed);
+      return task;
+    }
+  }
+  if (self.next < self.batch.size()) return self.batch[self.next++];
+  self.batch.clear();
+  self.next = 0;
+  {
+    std::scoped_lock guard(self.inbox_lock);
+    self.batch.swap(self.inbox);
+  }
+  if (self.batch.empty()) {
+    // Steal another worker's whole inbox.
+    const std::size_t started = started_.load(std::memory_order_acquire);
+    const std::size_t own = static_cast<std::size_t>(&self - slots_.get());
+    for (std::size_t k = 1; k < started && self.batch.empty(); ++k) {
+      Slot& victim = slot((own + k) % started);
+      if (!victim.inbox_lock.try_lock()) continue;
+      self.batch.swap(victim.inbox);
+      victim.inbox_lock.unlock();
+    }
+  }
+  if (self.batch.empty()) return nullptr;
+  state_.fetch_sub(self.batch.size(), std::memory_order_relaxed);
+  return self.batch[self.next++];
+}
+
+void ThreadPool::run(FutureCore* task) {
+  switch (mode_.load(std::memory_order_relaxed)) {
+    case run_tasks:
+      task->execute();
+      break;
+    case cancel_tasks:
+      task->cancel();
+      task->execute();  // runs it if it had already been marked running by someone else
+      break;
+    case fail_tasks:
+      fail(task);
+      return;
+  }
+  task->release();
+}
+
+// idle: the worker's own loop, which must also wake for shutdown; otherwise a worker waiting
+// on a future, which sleeps through shutdown until its future completes.
+bool ThreadPool::prepare_sleep(Slot& worker, bool idle) {
+  worker.sleeping.store(true, std::memory_order_seq_cst);
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  // Dekker with enqueue: it bumps state_ then reads sleepers_; we bumped sleepers_ and now
+  // read state_. One of the two sees the other.
+  const std::uint64_t state = state_.load(std::memory_order_seq_cst);
+  if ((state & kCountMask) != 0 || (idle && (state & (kShutdown | kBroken)) != 0)) {
+    finish_sleep(worker);
+    return false;
+  }
+  return true;
+}
+
+void ThreadPool::finish_sleep(Slot& worker) {
+  if (worker.sleeping.exchange(false, std::memory_order_acq_rel)) {
+    sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+void ThreadPool::wake_one(Slot* preferred) {
+  const auto try_wake = [this](Slot& worker) {
+    if (!worker.sleeping.load(std::memory_order_relaxed)) return false;
+    if (!worker.sleeping.exchange(false, std::memory_order_acq_rel)) return false;
+    sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    worker.waiter->signal();
+    return true;
+  };
+  if (preferred != nullptr && try_wake(*preferred)) return;
+  const std::size_t started = started_.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < started; ++i) {
+    if (try_wake(slot(i))) return;
+  }
+}
+
+void ThreadPool::fail(FutureCore* task) {
+  if (task->set_running_or_notify_cancel()) {
+    task->claim_completion();
+    task->publish(std::make_exception_ptr(BrokenThreadPool(broken_reason_)));
+  }
+  task->release();
+}
+
+void ThreadPool::break_pool(std::exception_ptr error) {
+  {
+    std::lock_guard guard(start_mutex_);
+    if ((state_.load(std::memory_order_acquire) & kBroken) == 0) {
+      spindle::print(stderr, "Exception in initializer:\n{}",
+                     spindle::detail::format_exception(error));
+      broken_reason_ = "A thread initializer failed, the thread pool is not usable anymore";
+      mode_.store(fail_tasks, std::memory_order_relaxed);
+      state_.fetch_or(kBroken, std::memory_order_seq_cst);
+    }
+  }
+  // Fail what is queued, including tasks reserved before the flag and pushed after: wait
+  // until every reservation has been taken.
+  while ((state_.load(std::memory_order_acquire) & kCountMask) != 0) {
+    const std::size_t started = started_.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < started; ++i) {
+      std::vector<FutureCore*> taken;
+      {
+        std::scoped_lock guard(slot(i).inbox_lock);
+        taken.swap(slot(i).inbox);
+      }
+      state_.fetch_sub(taken.size(), std::memory_order_relaxed);
+      for (FutureCore* task : taken) fail(task);
+    }
+    std::this_thread::yield();
+  }
+  for (std::size_t i = 0; i < started_.load(std::memory_order_acquire); ++i) wake_one(&slot(i));
+}
+
+void ThreadPool::shutdown(bool wait, bool cancel_futures) {
+  if (cancel_futures) {
+    std::uint8_t expected = run_tasks;
+    mode_.compare_exchange_strong(expected, cancel_tasks, std::memory_order_relaxed);
+    const std::size_t started = started_.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < started; ++i) {
+      std::scoped_lock guard(slot(i).inbox_lock);
+      for (FutureCore* task : slot(i).inbox) task->cancel();
+    }
+  }
+  std::size_t started;
+  {
+    std::lock_guard guard(start_mutex_);  // no worker starts from here on
+    state_.fetch_or(kShutdown, std::memory_order_seq_cst);
+    started = started_.load(std::memory_order_acquire);
+  }
+  for (std::size_t i = 0; i < started; ++i) slot(i).waiter->signal();
+  if (!wait) return;
+  for (std::size_t i = 0; i < started; ++i) {
+    threading::Thread& worker = *slot(i).thread;
+    if (worker.ident() != threading::get_ident()) worker.join();
+  }
+}
+
+}  // namespace internal
+
+ThreadPoolExecutor::ThreadPoolExecutor(ThreadPoolOptions options)
+    : pool_(std::make_shared<internal::ThreadPool>(std::move(options))) {
+  std::call_once(internal::exit_hook_once, [] { std::atexit(internal::shut_down_live_pools); });
+  internal::LivePools& live = internal::live_pools();
+  std::lock_guard guard(live.mutex);
+  std::erase_if(live.pools, [](const auto& weak) { return weak.expired(); });
+  live.pools.push_back(pool_);
+}
+
+ThreadPoolExecutor::~ThreadPoolExecutor() { pool_->shutdown(true, false); }
+
+void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures) {
+  pool_->shutdown(wait, cancel_futures);
+}
+
+std::size_t ThreadPoolExecutor::max_workers() const { return pool_->max_workers(); }
+
+void ThreadPoolExecutor::enqueue(spindle::detail::FutureCore* task) { pool_->enqueue(task); }
+
+}  // namespace spindle::futures
