@@ -1,4 +1,4 @@
-// Shared helpers of the spindle::queue tests: a group of threads, the outcome of a queue
+// What the spindle::queue tests share: a group of threads, the outcome of a queue
 // call as a value, the order each queue kind hands items back in, and the scale of the
 // stress tests.
 #pragma once
