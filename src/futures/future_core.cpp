@@ -61,15 +61,25 @@ const char* status_name(FutureCore::Status status) {
 }  // namespace
 
 void Waiter::signal() noexcept {
-  word.store(1, std::memory_order_release);
-  threading::detail::futex_wake(word, 1);
+  if (word_.exchange(signalled, std::memory_order_acq_rel) == sleeping) {
+    threading::detail::futex_wake(word_, 1);
+  }
 }
 
 bool Waiter::wait(const Clock::time_point* deadline) noexcept {
   for (;;) {
-    if (word.exchange(0, std::memory_order_acquire) != 0) return true;
-    if (deadline != nullptr && Clock::now() >= *deadline) return false;
-    threading::detail::futex_wait(word, 0, deadline);
+    std::uint32_t expected = signalled;
+    if (word_.compare_exchange_strong(expected, idle, std::memory_order_acquire)) return true;
+    if (deadline != nullptr && Clock::now() >= *deadline) {
+      // Leaving: drop the sleeping mark; a signal that arrived meanwhile is taken instead.
+      return word_.exchange(idle, std::memory_order_acquire) == signalled;
+    }
+    // idle -> sleeping; a signal in between turns it into signalled and the CAS fails.
+    expected = idle;
+    if (word_.compare_exchange_strong(expected, sleeping, std::memory_order_acquire) ||
+        expected == sleeping) {
+      threading::detail::futex_wait(word_, sleeping, deadline);
+    }
   }
 }
 

@@ -72,6 +72,7 @@ class ThreadPool final : public std::enable_shared_from_this<ThreadPool> {
   void worker_main(std::size_t index);
   FutureCore* take(Slot& self, bool newest_first);
   void run(FutureCore* task);
+  bool spin_for_work();
   bool prepare_sleep(Slot& slot, bool idle);
   void finish_sleep(Slot& slot);
   void wake_one(Slot* preferred);
@@ -86,6 +87,10 @@ class ThreadPool final : public std::enable_shared_from_this<ThreadPool> {
   std::atomic<std::size_t> started_{0};
   std::atomic<std::uint64_t> state_{0};
   std::atomic<int> sleepers_{0};
+  // Idle workers spinning for work. At most one spins (the others sleep at once): on a small
+  // machine spinners take the core from the thread that submits. While one spins, a submit
+  // wakes nobody.
+  std::atomic<int> spinners_{0};
   std::atomic<std::uint8_t> mode_{run_tasks};
   std::mutex start_mutex_;
   std::string broken_reason_;  // written once, before kBroken is set
@@ -186,7 +191,7 @@ void ThreadPool::enqueue(FutureCore* task) {
     target->inbox.push_back(task);
   }
   if (sleepers_.load(std::memory_order_seq_cst) > 0) {
-    wake_one(target);
+    if (spinners_.load(std::memory_order_seq_cst) == 0) wake_one(target);
   } else if (started_.load(std::memory_order_relaxed) < max_workers_) {
     start_worker();  // no idle worker: add one, as Python does
   }
@@ -225,12 +230,7 @@ void ThreadPool::worker_main(std::size_t index) {
       run(task);
       continue;
     }
-    bool work_appeared = false;
-    for (int spin = 0; spin < kIdleSpins && !work_appeared; ++spin) {
-      cpu_relax();
-      work_appeared = (state_.load(std::memory_order_relaxed) & kCountMask) != 0;
-    }
-    if (work_appeared) continue;
+    if (spin_for_work()) continue;
     const std::uint64_t state = state_.load(std::memory_order_acquire);
     if ((state & (kShutdown | kBroken)) != 0 && (state & kCountMask) == 0) break;
     if (!prepare_sleep(self, true)) continue;
@@ -295,6 +295,25 @@ void ThreadPool::run(FutureCore* task) {
 
 // idle: the worker's own loop, which must also wake for shutdown; otherwise a worker waiting
 // on a future, which sleeps through shutdown until its future completes.
+// Spins briefly for new work, if no other worker is spinning; true if work appeared. A
+// submit that sees a spinner wakes nobody, so the spinner re-checks for work when it stops
+// (prepare_sleep) before it sleeps.
+bool ThreadPool::spin_for_work() {
+  int expected = 0;
+  if (!spinners_.compare_exchange_strong(expected, 1, std::memory_order_seq_cst)) return false;
+  bool work_appeared = false;
+  for (int spin = 0; spin < kIdleSpins && !work_appeared; ++spin) {
+    if (spin % 64 == 63) {
+      std::this_thread::yield();  // let a submitter on this core run
+    } else {
+      cpu_relax();
+    }
+    work_appeared = (state_.load(std::memory_order_relaxed) & kCountMask) != 0;
+  }
+  spinners_.store(0, std::memory_order_seq_cst);
+  return work_appeared;
+}
+
 bool ThreadPool::prepare_sleep(Slot& worker, bool idle) {
   worker.sleeping.store(true, std::memory_order_seq_cst);
   sleepers_.fetch_add(1, std::memory_order_seq_cst);

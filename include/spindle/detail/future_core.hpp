@@ -10,6 +10,7 @@
 #include <memory>
 #include <utility>
 
+#include "spindle/detail/block_recycler.hpp"
 #include "spindle/detail/timeout.hpp"
 
 namespace spindle::detail {
@@ -19,12 +20,16 @@ namespace spindle::detail {
 // spurious signal is harmless, every wait loops.
 class Waiter {
  public:
-  // Sets the word and wakes the owner. Any thread.
+  // Sets the signal; wakes the owner if it sleeps (only then is there a system call). Any
+  // thread.
   void signal() noexcept;
   // Blocks until signalled (or the deadline passes; nullptr: none), then clears the signal.
-  // Returns false on timeout.
+  // Returns false on timeout. Only the owning thread.
   bool wait(const Clock::time_point* deadline) noexcept;
-  std::atomic<std::uint32_t> word{0};
+
+ private:
+  enum : std::uint32_t { idle, signalled, sleeping };
+  std::atomic<std::uint32_t> word_{idle};
 };
 
 // The calling thread's waiter. A pool's worker installs its own (current_waiter_slot()), the
@@ -79,6 +84,12 @@ class FutureCore {
 
   FutureCore() = default;
   FutureCore(const FutureCore&) = delete;
+  // Futures and tasks live in recycled blocks (see block_recycler.hpp). The virtual
+  // destructor makes `delete` pass the most derived object's size.
+  static void* operator new(std::size_t size) { return allocate_block(size); }
+  static void operator delete(void* block, std::size_t size) noexcept {
+    deallocate_block(block, size);
+  }
   FutureCore& operator=(const FutureCore&) = delete;
 
   // Reference counting (Future handles, queues and callbacks each hold one).
