@@ -578,7 +578,8 @@ class Executor {
   template <class F, class... A>
     requires std::invocable<std::decay_t<F>, std::decay_t<A>...>
   auto submit(F&& function, A&&... args) {
-    using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
+    // A call returning a reference yields a copy of the value, as std::async does.
+    using R = std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>>;
     auto call = [function = std::forward<F>(function),
                  arguments = std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)]() mutable -> R {
       return std::apply(
@@ -615,7 +616,7 @@ class Executor {
     std::optional<internal::Clock::time_point> deadline;
     if (options.timeout) deadline = spindle::detail::deadline_after(*options.timeout);
     using Shared = std::decay_t<F>;
-    using R = std::invoke_result_t<Shared&, std::ranges::range_reference_t<Rs>...>;
+    using R = std::remove_cvref_t<std::invoke_result_t<Shared&, std::ranges::range_reference_t<Rs>...>>;
     auto shared = std::make_shared<Shared>(std::forward<F>(function));
     std::vector<Future<R>> futures;
     auto iterators = std::make_tuple(std::ranges::begin(iterables)...);
