@@ -39,8 +39,9 @@ int main() {
   unsigned long long checksum = 0;
   unsigned long long chunks = 0;
   while (!input->done.is_set() && Clock::now() - start < 3s) {
-    for (unsigned long long i = 0; i < 10'000; ++i)
+    for (unsigned long long i = 0; i < 10'000; ++i) {
       checksum = checksum * 31 + i;  // some work
+    }
     ++chunks;
   }
 

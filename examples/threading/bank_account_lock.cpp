@@ -2,11 +2,10 @@
 // withdrawals. Every operation reads and then writes the balance, so it holds the account's
 // Lock throughout; without it concurrent updates could be lost. 1000 + 5 x (500 - 200) = 2500.
 #include <chrono>
+#include <deque>
 #include <functional>
-#include <memory>
 #include <mutex>
 #include <string>
-#include <vector>
 
 #include "spindle/print.hpp"
 #include "spindle/threading.hpp"
@@ -57,15 +56,14 @@ int main() {
   BankAccount account(1000);
   spindle::print("Starting balance: {}", account.balance());
 
-  std::vector<std::unique_ptr<threading::Thread>> customers;
+  std::deque<threading::Thread> customers;  // a deque never moves its elements
   for (int i = 1; i <= 5; ++i) {
-    customers.push_back(std::make_unique<threading::Thread>(
-        threading::ThreadOptions{.name = "customer-" + std::to_string(i)}, customer,
-        std::ref(account)));
-    customers.back()->start();
+    const threading::ThreadOptions options{.name = "customer-" + std::to_string(i)};
+    customers.emplace_back(options, customer, std::ref(account)).start();
   }
-  for (auto& thread : customers)
-    thread->join();
+  for (auto& thread : customers) {
+    thread.join();
+  }
 
   spindle::print("Final balance: {}", account.balance());
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();

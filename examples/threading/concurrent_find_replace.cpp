@@ -3,10 +3,10 @@
 // own slot of a vector, passed with std::ref because Thread copies its arguments.
 #include <chrono>
 #include <cstddef>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <memory>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -86,20 +86,20 @@ int main() {
   for (int file = 1; file <= 10; ++file) {
     filenames.push_back(folder.path() / ("test" + std::to_string(file) + ".txt"));
     std::string content;
-    for (int line = 1; line <= file; ++line)
+    for (int line = 1; line <= file; ++line) {
       content += "id: " + std::to_string(line) + "\n";
+    }
     write_file(filenames.back(), content);
   }
 
   std::vector<std::size_t> replaced(filenames.size(), 0);
-  std::vector<std::unique_ptr<threading::Thread>> threads;
+  std::deque<threading::Thread> threads;  // a deque never moves its elements
   for (std::size_t i = 0; i < filenames.size(); ++i) {
-    threads.push_back(std::make_unique<threading::Thread>(replace, filenames[i], "id", "ids",
-                                                          std::ref(replaced[i])));
-    threads.back()->start();
+    threads.emplace_back(replace, filenames[i], "id", "ids", std::ref(replaced[i])).start();
   }
-  for (auto& thread : threads)
-    thread->join();
+  for (auto& thread : threads) {
+    thread.join();
+  }
 
   std::size_t total = 0;
   for (std::size_t i = 0; i < filenames.size(); ++i) {

@@ -24,8 +24,9 @@ void waiter(threading::Event& event) {
 // ends early when the event is set; it returns true then.
 void worker(threading::Event& stop) {
   int steps = 0;
-  while (steps < 100 && !stop.wait(100ms))
+  while (steps < 100 && !stop.wait(100ms)) {
     ++steps;  // each wait stands for a step of work
+  }
   spindle::print("worker: stopped early after {} of 100 steps", steps);
 }
 

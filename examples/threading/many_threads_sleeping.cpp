@@ -1,9 +1,8 @@
 // Lesson 2: ten threads that each sleep 1 s finish together in about 1 s, not 10 s. Start
 // them all first, then join them all.
 #include <chrono>
-#include <memory>
+#include <deque>
 #include <thread>
-#include <vector>
 
 #include "spindle/print.hpp"
 #include "spindle/threading.hpp"
@@ -20,15 +19,15 @@ void do_something(int seconds) {
 int main() {
   const auto start = Clock::now();
 
-  // A Thread cannot be copied or moved (other threads may hold a reference to it), so a
-  // vector holds them by pointer.
-  std::vector<std::unique_ptr<threading::Thread>> threads;
+  // A Thread cannot be copied or moved (other threads may refer to it). A std::deque never
+  // moves its elements, so it can hold Threads directly.
+  std::deque<threading::Thread> threads;
   for (int i = 0; i < 10; ++i) {
-    threads.push_back(std::make_unique<threading::Thread>(do_something, 1));
-    threads.back()->start();
+    threads.emplace_back(do_something, 1).start();
   }
-  for (auto& thread : threads)
-    thread->join();
+  for (auto& thread : threads) {
+    thread.join();
+  }
 
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   spindle::print("Finished in {:.2f} second(s)", elapsed);

@@ -4,11 +4,10 @@
 // queue::ShutDown, which ends their loops.
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
-#include <memory>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "spindle/print.hpp"
 #include "spindle/queue.hpp"
@@ -50,11 +49,10 @@ int main() {
   const auto start = Clock::now();
   queue::Queue<int> q(5);  // bounded: producers block while 5 items wait
 
-  std::vector<std::unique_ptr<threading::Thread>> consumers;
+  std::deque<threading::Thread> consumers;  // a deque never moves its elements
   for (int i = 1; i <= 3; ++i) {
-    consumers.push_back(std::make_unique<threading::Thread>(
-        threading::ThreadOptions{.name = "consumer-" + std::to_string(i)}, consumer, std::ref(q)));
-    consumers.back()->start();
+    const threading::ThreadOptions options{.name = "consumer-" + std::to_string(i)};
+    consumers.emplace_back(options, consumer, std::ref(q)).start();
   }
   threading::Thread producer1({.name = "producer-1"}, producer, std::ref(q), 1, 10);
   threading::Thread producer2({.name = "producer-2"}, producer, std::ref(q), 101, 10);
@@ -66,8 +64,9 @@ int main() {
   q.join();  // every item put has been task_done()
   spindle::print("All items processed: {} of 20", processed.load());
   q.shutdown();
-  for (auto& thread : consumers)
-    thread->join();
+  for (auto& thread : consumers) {
+    thread.join();
+  }
 
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   spindle::print("Finished in {:.2f} second(s)", elapsed);

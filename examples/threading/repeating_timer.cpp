@@ -18,8 +18,9 @@ class RepeatTimer : public threading::Timer {
 
  protected:
   void run() override {
-    while (!finished().wait(interval()))
+    while (!finished().wait(interval())) {
       call_function();
+    }
   }
 };
 

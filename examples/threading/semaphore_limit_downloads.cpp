@@ -3,10 +3,9 @@
 // more than three run together.
 #include <algorithm>
 #include <chrono>
-#include <memory>
+#include <deque>
 #include <mutex>
 #include <thread>
-#include <vector>
 
 #include "spindle/print.hpp"
 #include "spindle/threading.hpp"
@@ -41,13 +40,13 @@ void download(int number) {
 int main() {
   const auto start = Clock::now();
 
-  std::vector<std::unique_ptr<threading::Thread>> threads;
+  std::deque<threading::Thread> threads;  // a deque never moves its elements
   for (int number = 1; number <= 10; ++number) {
-    threads.push_back(std::make_unique<threading::Thread>(download, number));
-    threads.back()->start();
+    threads.emplace_back(download, number).start();
   }
-  for (auto& thread : threads)
-    thread->join();
+  for (auto& thread : threads) {
+    thread.join();
+  }
 
   spindle::print("Max concurrent downloads: {} (limit 3)", max_running);
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();

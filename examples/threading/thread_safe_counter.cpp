@@ -2,10 +2,9 @@
 // is a read followed by a write, so without a lock increments get lost; with the Lock held
 // around each increment the total is exactly 500000.
 #include <chrono>
+#include <deque>
 #include <functional>
-#include <memory>
 #include <mutex>
-#include <vector>
 
 #include "spindle/print.hpp"
 #include "spindle/threading.hpp"
@@ -30,8 +29,9 @@ class Counter {
 };
 
 void work(Counter& counter, int times) {
-  for (int i = 0; i < times; ++i)
+  for (int i = 0; i < times; ++i) {
     counter.increment();
+  }
 }
 
 int main() {
@@ -40,13 +40,13 @@ int main() {
   constexpr int kIncrements = 100'000;
   Counter counter;
 
-  std::vector<std::unique_ptr<threading::Thread>> threads;
+  std::deque<threading::Thread> threads;  // a deque never moves its elements
   for (int i = 0; i < kThreads; ++i) {
-    threads.push_back(std::make_unique<threading::Thread>(work, std::ref(counter), kIncrements));
-    threads.back()->start();
+    threads.emplace_back(work, std::ref(counter), kIncrements).start();
   }
-  for (auto& thread : threads)
-    thread->join();
+  for (auto& thread : threads) {
+    thread.join();
+  }
 
   spindle::print("Final count: {} (expected {})", counter.value(), kThreads * kIncrements);
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();

@@ -3,9 +3,8 @@
 // guarantees run() has finished and its writes are visible.
 #include <chrono>
 #include <cstdint>
-#include <memory>
+#include <deque>
 #include <string>
-#include <vector>
 
 #include "spindle/print.hpp"
 #include "spindle/threading.hpp"
@@ -25,8 +24,9 @@ class SumOfSquares : public threading::Thread {
  protected:
   void run() override {
     std::int64_t sum = 0;
-    for (std::int64_t n = first_; n <= last_; ++n)
+    for (std::int64_t n = first_; n <= last_; ++n) {
       sum += n * n;
+    }
     result_ = sum;
   }
 
@@ -41,20 +41,18 @@ int main() {
   constexpr std::int64_t kLast = 1'000'000;
   constexpr std::int64_t kParts = 4;
 
-  std::vector<std::unique_ptr<SumOfSquares>> workers;
+  std::deque<SumOfSquares> workers;  // a deque never moves its elements
   for (std::int64_t part = 0; part < kParts; ++part) {
     const std::int64_t first = part * kLast / kParts + 1;
     const std::int64_t last = (part + 1) * kLast / kParts;
-    workers.push_back(
-        std::make_unique<SumOfSquares>("squares-" + std::to_string(part + 1), first, last));
-    workers.back()->start();
+    workers.emplace_back("squares-" + std::to_string(part + 1), first, last).start();
   }
 
   std::int64_t total = 0;
   for (auto& worker : workers) {
-    worker->join();  // also required before the object goes: its run() uses its members
-    spindle::print("{} computed {}", worker->name(), worker->result());
-    total += worker->result();
+    worker.join();  // also required before the object goes: its run() uses its members
+    spindle::print("{} computed {}", worker.name(), worker.result());
+    total += worker.result();
   }
 
   const std::int64_t expected = kLast * (kLast + 1) * (2 * kLast + 1) / 6;
