@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the quick tutorial programs (examples/threading) from a build tree, each under a
-# heading, with stdin from /dev/null. Exits non-zero if any program fails.
+# Runs the quick tutorial programs (examples/threading, examples/futures) from a build tree,
+# each under a heading, with stdin from /dev/null. Exits non-zero if any program fails.
 #
 # Usage: scripts/showcase.sh BUILD_DIR
 #   e.g. cmake --preset release && cmake --build --preset release &&
@@ -17,7 +17,7 @@ if [[ ! -d $examples_dir ]]; then
   exit 2
 fi
 
-# program|what it shows
+# program [arguments]|what it shows
 showcase=(
   "many_threads_sleeping|ten threads sleep 1 s each and finish together in about 1 s"
   "thread_subclass_result|a Thread subclass keeps its result, read after join()"
@@ -28,19 +28,25 @@ showcase=(
   "event_signalling|an Event releases waiting threads, and stops a worker early"
   "producer_consumer_queue|producers and consumers over a Queue, with task_done() and join()"
   "repeating_timer|a Timer subclass reports progress while the main thread computes"
+  "pool_submit_result|submit() two 1 s calls to a ThreadPoolExecutor; result() waits for each"
+  "map_squares|executor.map with max_workers=3 returns the squares in input order"
+  "pool_thread_safe_counter|5 pool tasks x 100,000 increments under a Lock"
+  "as_completed_random_sleeps 0.1|as_completed yields ten random sleeps (0.1-1 s) as they finish"
 )
 
 failed=()
 for entry in "${showcase[@]}"; do
-  program=${entry%%|*}
+  command=${entry%%|*}
   summary=${entry#*|}
-  printf '\n=== %s: %s ===\n' "$program" "$summary"
+  read -r -a words <<<"$command"
+  program=${words[0]}
+  printf '\n=== %s: %s ===\n' "$command" "$summary"
   if [[ ! -x $examples_dir/$program ]]; then
     echo "missing: $examples_dir/$program" >&2
     failed+=("$program")
     continue
   fi
-  "$examples_dir/$program" </dev/null
+  "$examples_dir/$program" "${words[@]:1}" </dev/null
   status=$?
   if [[ $status -ne 0 ]]; then
     echo "$program failed (exit status $status)" >&2
