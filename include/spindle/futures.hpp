@@ -98,7 +98,13 @@ class TaskState final : public FutureState<R> {
  public:
   explicit TaskState(F&& function) : function_(std::move(function)) {}
   void execute() noexcept override {
-    if (!this->set_running_or_notify_cancel()) return;
+    bool start = false;
+    try {
+      start = this->set_running_or_notify_cancel();
+    } catch (const std::logic_error&) {
+      return;  // completed or claimed through the Future already: it is not ours to run
+    }
+    if (!start) return;  // cancelled
     try {
       if constexpr (std::is_void_v<R>) {
         std::invoke(*function_);

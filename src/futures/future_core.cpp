@@ -1,7 +1,9 @@
 // FutureCore: completion, callbacks and blocking waits. See docs/design/thread-pool.md.
 #include "spindle/detail/future_core.hpp"
 
+#include <chrono>
 #include <climits>
+#include <thread>
 #include <string>
 
 #include "spindle/detail/exception_info.hpp"
@@ -27,8 +29,25 @@ inline void cpu_relax() noexcept {
 }
 
 // How long a blocked result() spins before it sleeps: a cross-core wake-up costs 20-50 µs on
-// this kind of VM, most tasks waited on in a loop take far less.
-constexpr int kWaitSpins = 2000;
+// a VM, and most tasks waited on in a loop take far less. Measured in time, not iterations:
+// the cost of a pause instruction varies tenfold between processors.
+constexpr auto kWaitSpin = std::chrono::microseconds(50);
+
+// Spins until ready() or `budget` has passed (the clock is read every 64 pauses). Between
+// spins it yields, so a thread it waits for can run on the same core.
+template <class Ready>
+bool spin_until(Ready ready, Clock::duration budget) {
+  const auto until = Clock::now() + budget;
+  for (unsigned spin = 1;; ++spin) {
+    if (ready()) return true;
+    if (spin % 64 == 0) {
+      if (Clock::now() >= until) return false;
+      std::this_thread::yield();
+    } else {
+      cpu_relax();
+    }
+  }
+}
 
 // Signals a waiter when the future completes.
 class WakeNode final : public CallbackNode {
@@ -172,12 +191,9 @@ void FutureCore::run_callbacks() noexcept {
 
 bool FutureCore::wait_done(const Clock::time_point* deadline) const {
   if (done()) return true;
-  if (current_helper() == nullptr) {
-    // Not a pool worker (which would rather run queued work): spin briefly first.
-    for (int spin = 0; spin < kWaitSpins; ++spin) {
-      cpu_relax();
-      if (done()) return true;
-    }
+  // A pool worker would rather run queued work than spin (block_until does that first).
+  if (current_helper() == nullptr && spin_until([this] { return done(); }, kWaitSpin)) {
+    return true;
   }
   const std::shared_ptr<Waiter>& waiter = current_waiter();
   const_cast<FutureCore*>(this)->add_callback(new WakeNode(waiter));
@@ -193,12 +209,7 @@ bool block_until(const std::function<bool()>& ready, const Clock::time_point* de
     if (deadline != nullptr && Clock::now() >= *deadline) return false;
     if (helper != nullptr) {
       // Nothing to run: spin briefly (the awaited task is likely running on another core).
-      bool changed = false;
-      for (int spin = 0; spin < kWaitSpins / 4 && !changed; ++spin) {
-        cpu_relax();
-        changed = ready();
-      }
-      if (changed) return true;
+      if (spin_until(ready, kWaitSpin / 4)) return true;
       // Announce the sleep first, then look again: a submit either sees us asleep (and
       // wakes us) or we see its task.
       if (!helper->set_waiting(true)) continue;

@@ -27,8 +27,9 @@ constexpr std::uint64_t kCountMask = kBroken - 1;
 enum Mode : std::uint8_t { run_tasks, cancel_tasks, fail_tasks };
 
 // How long an idle worker spins before it sleeps (a cross-core wake-up costs 20-50 µs on a VM;
-// a submitter that sends tasks one after another finds the worker still awake).
-constexpr int kIdleSpins = 4000;
+// a submitter that sends tasks one after another finds the worker still awake). Measured in
+// time: the cost of a pause instruction varies tenfold between processors.
+constexpr auto kIdleSpin = std::chrono::microseconds(100);
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -49,8 +50,13 @@ std::atomic<std::size_t> pool_counter{0};
 struct alignas(64) Slot {
   threading::Lock inbox_lock;
   std::vector<FutureCore*> inbox;  // guarded by inbox_lock
-  std::vector<FutureCore*> batch;  // the worker's own: tasks taken, run in order
-  std::size_t next = 0;            // batch[next...] not yet run
+  // The tasks the worker took from its inbox in one swap. Its owner takes them in order with
+  // one fetch_add on `next`; a thief takes one under batch_lock. Only the owner replaces the
+  // batch, holding batch_lock. Tasks batch[next...end) have not started.
+  threading::Lock batch_lock;
+  std::vector<FutureCore*> batch;
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> end{0};
   std::shared_ptr<Waiter> waiter = std::make_shared<Waiter>();
   std::atomic<bool> sleeping{false};
   std::unique_ptr<threading::Thread> thread;
@@ -70,12 +76,18 @@ class ThreadPool final : public std::enable_shared_from_this<ThreadPool> {
 
   void start_worker();
   void worker_main(std::size_t index);
-  FutureCore* take(Slot& self, bool newest_first);
+  FutureCore* take(Slot& self, bool newest_first, bool* more_left = nullptr);
+  FutureCore* take_any(Slot& self, bool newest_first);
+  FutureCore* take_from_batch(Slot& self);
+  bool refill_batch(Slot& self, Slot& source);
+  static bool has_unstarted_batch(const Slot& slot);
+  bool any_unstarted_batch();
   void run(FutureCore* task);
   bool spin_for_work();
   bool prepare_sleep(Slot& slot, bool idle);
   void finish_sleep(Slot& slot);
   void wake_one(Slot* preferred);
+  void find_taker(Slot* preferred);
   void break_pool(std::exception_ptr error);
   void fail(FutureCore* task);
   Slot& slot(std::size_t index) { return slots_[index]; }
@@ -190,10 +202,17 @@ void ThreadPool::enqueue(FutureCore* task) {
     std::scoped_lock guard(target->inbox_lock);
     target->inbox.push_back(task);
   }
+  find_taker(target);
+}
+
+// Makes sure some worker will take queued work: a spinning worker will find it; otherwise wake
+// a sleeping one; with no idle worker at all, start another, as Python does.
+void ThreadPool::find_taker(Slot* preferred) {
+  if (spinners_.load(std::memory_order_seq_cst) > 0) return;
   if (sleepers_.load(std::memory_order_seq_cst) > 0) {
-    if (spinners_.load(std::memory_order_seq_cst) == 0) wake_one(target);
+    wake_one(preferred);
   } else if (started_.load(std::memory_order_relaxed) < max_workers_) {
-    start_worker();  // no idle worker: add one, as Python does
+    start_worker();
   }
 }
 
@@ -226,7 +245,12 @@ void ThreadPool::worker_main(std::size_t index) {
     }
   }
   for (;;) {
-    if (FutureCore* task = take(self, false)) {
+    bool more_left = false;
+    if (FutureCore* task = take(self, false, &more_left)) {
+      // A submit does nothing while a worker spins, and a batch may hold several tasks: a
+      // worker about to run one must not leave the rest to nobody (one of them may be what
+      // this task waits for).
+      if (more_left) find_taker(nullptr);
       run(task);
       continue;
     }
@@ -242,7 +266,26 @@ void ThreadPool::worker_main(std::size_t index) {
   current_slot = nullptr;
 }
 
-FutureCore* ThreadPool::take(Slot& self, bool newest_first) {
+// `more_left` (optional): set when queued or unstarted work remains after this take, in the
+// inboxes or in the batch the task came from.
+FutureCore* ThreadPool::take(Slot& self, bool newest_first, bool* more_left) {
+  FutureCore* task = take_any(self, newest_first);
+  if (task != nullptr && more_left != nullptr) {
+    *more_left = (state_.load(std::memory_order_seq_cst) & kCountMask) != 0 ||
+                 has_unstarted_batch(self) || any_unstarted_batch();
+  }
+  return task;
+}
+
+bool ThreadPool::any_unstarted_batch() {
+  const std::size_t started = started_.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < started; ++i) {
+    if (has_unstarted_batch(slot(i))) return true;
+  }
+  return false;
+}
+
+FutureCore* ThreadPool::take_any(Slot& self, bool newest_first) {
   if (newest_first) {
     // A worker helping while it waits takes its own newest task first: the work it just
     // submitted, most likely what it waits for (depth-first, so the stack stays shallow).
@@ -254,27 +297,64 @@ FutureCore* ThreadPool::take(Slot& self, bool newest_first) {
       return task;
     }
   }
-  if (self.next < self.batch.size()) return self.batch[self.next++];
-  self.batch.clear();
-  self.next = 0;
+  if (FutureCore* task = take_from_batch(self)) return task;
+  if (refill_batch(self, self)) return take_from_batch(self);
+  // Steal: another worker's whole inbox, or else one task of its batch.
+  const std::size_t started = started_.load(std::memory_order_acquire);
+  const std::size_t own = static_cast<std::size_t>(&self - slots_.get());
+  for (std::size_t k = 1; k < started; ++k) {
+    if (refill_batch(self, slot((own + k) % started))) return take_from_batch(self);
+  }
+  for (std::size_t k = 1; k < started; ++k) {
+    Slot& victim = slot((own + k) % started);
+    if (!has_unstarted_batch(victim) || !victim.batch_lock.try_lock()) continue;
+    FutureCore* task = nullptr;
+    const std::size_t index = victim.next.fetch_add(1, std::memory_order_acq_rel);
+    if (index < victim.end.load(std::memory_order_acquire)) task = victim.batch[index];
+    victim.batch_lock.unlock();
+    if (task != nullptr) return task;
+  }
+  return nullptr;
+}
+
+FutureCore* ThreadPool::take_from_batch(Slot& self) {
+  if (!has_unstarted_batch(self)) return nullptr;
+  const std::size_t index = self.next.fetch_add(1, std::memory_order_acq_rel);
+  return index < self.end.load(std::memory_order_relaxed) ? self.batch[index] : nullptr;
+}
+
+bool ThreadPool::has_unstarted_batch(const Slot& slot) {
+  return slot.next.load(std::memory_order_seq_cst) < slot.end.load(std::memory_order_seq_cst);
+}
+
+// Replaces `self`'s (exhausted) batch with the whole inbox of `source` (its own, or a victim's,
+// taken only if its lock is free). The batch is published before the count drops, so a worker
+// deciding to sleep sees the tasks in one place or the other (prepare_sleep).
+bool ThreadPool::refill_batch(Slot& self, Slot& source) {
+  std::vector<FutureCore*> taken;
+  if (&source == &self) {
+    std::scoped_lock guard(source.inbox_lock);
+    taken.swap(source.inbox);
+  } else {
+    if (!source.inbox_lock.try_lock()) return false;
+    taken.swap(source.inbox);
+    source.inbox_lock.unlock();
+  }
+  if (taken.empty()) return false;
+  const std::size_t count = taken.size();
   {
-    std::scoped_lock guard(self.inbox_lock);
-    self.batch.swap(self.inbox);
+    std::scoped_lock guard(self.batch_lock);
+    self.batch.swap(taken);
+    self.next.store(0, std::memory_order_seq_cst);
+    self.end.store(count, std::memory_order_seq_cst);
   }
-  if (self.batch.empty()) {
-    // Steal another worker's whole inbox.
-    const std::size_t started = started_.load(std::memory_order_acquire);
-    const std::size_t own = static_cast<std::size_t>(&self - slots_.get());
-    for (std::size_t k = 1; k < started && self.batch.empty(); ++k) {
-      Slot& victim = slot((own + k) % started);
-      if (!victim.inbox_lock.try_lock()) continue;
-      self.batch.swap(victim.inbox);
-      victim.inbox_lock.unlock();
-    }
+  state_.fetch_sub(count, std::memory_order_seq_cst);
+  taken.clear();
+  if (&source == &self) {
+    std::scoped_lock guard(source.inbox_lock);
+    if (source.inbox.empty()) source.inbox.swap(taken);  // recycle the old batch's capacity
   }
-  if (self.batch.empty()) return nullptr;
-  state_.fetch_sub(self.batch.size(), std::memory_order_relaxed);
-  return self.batch[self.next++];
+  return true;
 }
 
 void ThreadPool::run(FutureCore* task) {
@@ -302,8 +382,10 @@ bool ThreadPool::spin_for_work() {
   int expected = 0;
   if (!spinners_.compare_exchange_strong(expected, 1, std::memory_order_seq_cst)) return false;
   bool work_appeared = false;
-  for (int spin = 0; spin < kIdleSpins && !work_appeared; ++spin) {
-    if (spin % 64 == 63) {
+  const auto until = spindle::detail::Clock::now() + kIdleSpin;
+  for (unsigned spin = 1; !work_appeared; ++spin) {
+    if (spin % 64 == 0) {
+      if (spindle::detail::Clock::now() >= until) break;
       std::this_thread::yield();  // let a submitter on this core run
     } else {
       cpu_relax();
@@ -320,7 +402,9 @@ bool ThreadPool::prepare_sleep(Slot& worker, bool idle) {
   // Dekker with enqueue: it bumps state_ then reads sleepers_; we bumped sleepers_ and now
   // read state_. One of the two sees the other.
   const std::uint64_t state = state_.load(std::memory_order_seq_cst);
-  if ((state & kCountMask) != 0 || (idle && (state & (kShutdown | kBroken)) != 0)) {
+  bool work = (state & kCountMask) != 0 || (idle && (state & (kShutdown | kBroken)) != 0);
+  // Tasks another worker took into its batch and has not started can be stolen too.
+  if (work || any_unstarted_batch()) {
     finish_sleep(worker);
     return false;
   }
