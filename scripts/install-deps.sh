@@ -13,7 +13,7 @@ build_packages=(
   libuv1-dev libcurl4-openssl-dev libcereal-dev libcli11-dev nlohmann-json3-dev
 )
 bench_packages=(
-  libbenchmark-dev libtbb-dev libasio-dev python3 python3-uvloop
+  libbenchmark-dev libtbb-dev libasio-dev libthread-pool-dev python3 python3-uvloop
 )
 
 packages=("${build_packages[@]}")
