@@ -216,14 +216,13 @@ class Future {
   bool set_running_or_notify_cancel() { return state_->set_running_or_notify_cancel(); }
   // InvalidStateError if the future is already done.
   template <class U = T>
-    requires(!std::is_void_v<U>)
-  void set_result(U value) {
+  requires(!std::is_void_v<U>) void set_result(U value) {
     state_->claim_completion();
     state_->storage.emplace(std::move(value));
     state_->publish(nullptr);
   }
   template <class U = T>
-    requires std::is_void_v<U>
+  requires std::is_void_v<U>
   void set_result() {
     state_->claim_completion();
     state_->publish(nullptr);
@@ -234,7 +233,9 @@ class Future {
     state_->publish(std::move(error));
   }
 
-  friend bool operator==(const Future& a, const Future& b) { return a.state_.get() == b.state_.get(); }
+  friend bool operator==(const Future& a, const Future& b) {
+    return a.state_.get() == b.state_.get();
+  }
 
  private:
   template <class U>
@@ -367,7 +368,9 @@ template <class F>
 class AsCompleted {
  public:
   AsCompleted(std::vector<F> futures, std::optional<Clock::time_point> deadline)
-      : futures_(std::move(futures)), deadline_(deadline), collector_(std::make_shared<Collector>()) {
+      : futures_(std::move(futures)),
+        deadline_(deadline),
+        collector_(std::make_shared<Collector>()) {
     // Already-done futures first, in input order; the others as they complete.
     // A future that completes after the check reaches the collector through its node.
     for (std::size_t i = 0; i < futures_.size(); ++i) {
@@ -392,7 +395,9 @@ class AsCompleted {
       return *this;
     }
     void operator++(int) { advance(); }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.owner_ == nullptr; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) {
+      return it.owner_ == nullptr;
+    }
 
    private:
     void advance() {
@@ -418,9 +423,8 @@ class AsCompleted {
       if (ready_.empty()) {
         const Clock::time_point* deadline = deadline_ ? &*deadline_ : nullptr;
         if (!spindle::detail::block_until([this] { return collector_->any(); }, deadline)) {
-          throw TimeoutError(std::to_string(futures_.size() - yielded_) +
-                             " (of " + std::to_string(futures_.size()) +
-                             ") futures unfinished");
+          throw TimeoutError(std::to_string(futures_.size() - yielded_) + " (of " +
+                             std::to_string(futures_.size()) + ") futures unfinished");
         }
         collector_->take(ready_);
       }
@@ -444,7 +448,8 @@ class AsCompleted {
 // begin() and ++; a worker of a spindle pool runs queued tasks while it waits.
 template <class R>
 auto as_completed(R&& futures) {
-  return internal::AsCompleted<internal::FutureOf<R>>(internal::unique_futures(futures), std::nullopt);
+  return internal::AsCompleted<internal::FutureOf<R>>(internal::unique_futures(futures),
+                                                      std::nullopt);
 }
 template <class R, class Rep, class Period>
 auto as_completed(R&& futures, std::chrono::duration<Rep, Period> timeout) {
@@ -462,8 +467,7 @@ auto wait(R&& futures, WaitOptions options = {}) {
   std::vector<F> unique = internal::unique_futures(futures);
 
   const auto failed = [](const F& future) {
-    return future.done() && !future.cancelled() &&
-           internal::state_of(future)->error() != nullptr;
+    return future.done() && !future.cancelled() && internal::state_of(future)->error() != nullptr;
   };
   const auto satisfied = [&] {
     std::size_t done = 0;
@@ -476,7 +480,8 @@ auto wait(R&& futures, WaitOptions options = {}) {
     return done == unique.size();
   };
 
-  if (!satisfied()) {
+  const bool expired = deadline && internal::Clock::now() >= *deadline;
+  if (!expired && !satisfied()) {
     auto collector = std::make_shared<internal::Collector>();
     std::vector<std::size_t> ignored;
     collector->take(ignored);  // this thread is the one to wake
@@ -488,7 +493,8 @@ auto wait(R&& futures, WaitOptions options = {}) {
     spindle::detail::block_until(satisfied, deadline ? &*deadline : nullptr);
   }
   DoneAndNotDone<F> result;
-  for (F& future : unique) (future.done() ? result.done : result.not_done).push_back(future);
+  for (F& future : unique)
+    (future.done() ? result.done : result.not_done).push_back(future);
   return result;
 }
 
@@ -518,7 +524,8 @@ class MapResults {
   MapResults(MapResults&&) noexcept = default;
   MapResults& operator=(MapResults&&) noexcept = default;
   ~MapResults() {
-    for (std::size_t i = consumed_; i < futures_.size(); ++i) futures_[i].cancel();
+    for (std::size_t i = consumed_; i < futures_.size(); ++i)
+      futures_[i].cancel();
   }
 
   class iterator {
@@ -537,7 +544,9 @@ class MapResults {
       return *this;
     }
     void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.owner_ == nullptr; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) {
+      return it.owner_ == nullptr;
+    }
 
    private:
     MapResults* owner_ = nullptr;
@@ -558,7 +567,8 @@ class MapResults {
       }
       return {};
     } else {
-      if (deadline_) return future.result(std::max(*deadline_ - Clock::now(), Clock::duration::zero()));
+      if (deadline_)
+        return future.result(std::max(*deadline_ - Clock::now(), Clock::duration::zero()));
       return future.result();
     }
   }
@@ -582,14 +592,17 @@ class Executor {
   // decay-copied (std::ref to share); move-only ones work, and so do member functions through
   // std::invoke. std::logic_error after shutdown; BrokenExecutor if the executor is broken.
   template <class F, class... A>
-    requires std::invocable<std::decay_t<F>, std::decay_t<A>...>
+  requires std::invocable<std::decay_t<F>, std::decay_t<A>...>
   auto submit(F&& function, A&&... args) {
     // A call returning a reference yields a copy of the value, as std::async does.
     using R = std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>>;
     auto call = [function = std::forward<F>(function),
-                 arguments = std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)]() mutable -> R {
+                 arguments =
+                     std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)]() mutable -> R {
       return std::apply(
-          [&](auto&... stored) -> R { return std::invoke(std::move(function), std::move(stored)...); },
+          [&](auto&... stored) -> R {
+            return std::invoke(std::move(function), std::move(stored)...);
+          },
           arguments);
     };
     auto* task = new internal::TaskState<R, decltype(call)>(std::move(call));
@@ -609,20 +622,22 @@ class Executor {
   // for void). An element's exception is rethrown when it is reached; `timeout` counts from
   // this call. Destroying the range cancels the calls that have not started.
   template <class F, class... Rs>
-    requires(sizeof...(Rs) > 0 && (std::ranges::input_range<Rs> && ...))
-  auto map(F&& function, Rs&&... iterables) {
+  requires(sizeof...(Rs) > 0 && (std::ranges::input_range<Rs> && ...)) auto map(F&& function,
+                                                                                Rs&&... iterables) {
     return map(MapOptions{}, std::forward<F>(function), std::forward<Rs>(iterables)...);
   }
   template <class F, class... Rs>
-    requires(sizeof...(Rs) > 0 && (std::ranges::input_range<Rs> && ...))
-  auto map(MapOptions options, F&& function, Rs&&... iterables) {
+  requires(sizeof...(Rs) > 0 && (std::ranges::input_range<Rs> && ...)) auto map(MapOptions options,
+                                                                                F&& function,
+                                                                                Rs&&... iterables) {
     if (options.chunksize && *options.chunksize == 0) {
       throw std::invalid_argument("chunksize must be >= 1");
     }
     std::optional<internal::Clock::time_point> deadline;
     if (options.timeout) deadline = spindle::detail::deadline_after(*options.timeout);
     using Shared = std::decay_t<F>;
-    using R = std::remove_cvref_t<std::invoke_result_t<Shared&, std::ranges::range_reference_t<Rs>...>>;
+    using R =
+        std::remove_cvref_t<std::invoke_result_t<Shared&, std::ranges::range_reference_t<Rs>...>>;
     auto shared = std::make_shared<Shared>(std::forward<F>(function));
     std::vector<Future<R>> futures;
     auto iterators = std::make_tuple(std::ranges::begin(iterables)...);

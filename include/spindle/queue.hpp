@@ -80,10 +80,12 @@ struct PriorityItems {
   template <class U>
   void push(U&& item) {
     items.push_back(std::forward<U>(item));
-    std::push_heap(items.begin(), items.end(), [this](const T& a, const T& b) { return after(a, b); });
+    std::push_heap(items.begin(), items.end(),
+                   [this](const T& a, const T& b) { return after(a, b); });
   }
   T pop() {
-    std::pop_heap(items.begin(), items.end(), [this](const T& a, const T& b) { return after(a, b); });
+    std::pop_heap(items.begin(), items.end(),
+                  [this](const T& a, const T& b) { return after(a, b); });
     T item = std::move(items.back());
     items.pop_back();
     return item;

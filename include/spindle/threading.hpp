@@ -82,14 +82,14 @@ class Thread {
 
   // Target form: run() calls target(args...).
   template <class F, class... A>
-    requires std::invocable<std::decay_t<F>, std::decay_t<A>...>
+  requires std::invocable<std::decay_t<F>, std::decay_t<A>...>
   explicit Thread(F&& target, A&&... args)
       : Thread(ThreadOptions{}, detail::TargetTag{},
                spindle::detail::bind_call(std::forward<F>(target), std::forward<A>(args)...)) {}
 
   template <class F, class... A>
-    requires std::invocable<std::decay_t<F>, std::decay_t<A>...>
-  Thread(ThreadOptions options, F&& target, A&&... args)
+  requires std::invocable<std::decay_t<F>, std::decay_t<A>...> Thread(ThreadOptions options,
+                                                                      F&& target, A&&... args)
       : Thread(std::move(options), detail::TargetTag{},
                spindle::detail::bind_call(std::forward<F>(target), std::forward<A>(args)...)) {}
 
@@ -338,7 +338,8 @@ class Condition {
   // Blocks until predicate() is true; returns it.
   template <class Predicate>
   bool wait_for(Predicate predicate) {
-    while (!predicate()) wait();
+    while (!predicate())
+      wait();
     return true;
   }
   // Blocks until predicate() is true or `timeout` passes; returns the last predicate().
@@ -474,8 +475,8 @@ class Event {
 class Timer : public Thread {
  public:
   template <class Rep, class Period, class F, class... A>
-    requires std::invocable<std::decay_t<F>, std::decay_t<A>...>
-  Timer(std::chrono::duration<Rep, Period> interval, F&& function, A&&... args)
+  requires std::invocable<std::decay_t<F>, std::decay_t<A>...> Timer(
+      std::chrono::duration<Rep, Period> interval, F&& function, A&&... args)
       : interval_(spindle::detail::to_timeout(interval, "interval")),
         function_(spindle::detail::bind_repeatable_call(std::forward<F>(function),
                                                         std::forward<A>(args)...)) {}
@@ -600,7 +601,7 @@ class local {
   local() : factory_([] { return new T(); }) {}
   // `factory` makes each thread's first value: local<int> counter([] { return 42; });
   template <class Factory>
-    requires std::is_convertible_v<std::invoke_result_t<Factory&>, T>
+  requires std::is_convertible_v<std::invoke_result_t<Factory&>, T>
   explicit local(Factory factory)
       : factory_([factory = std::move(factory)]() mutable { return new T(factory()); }) {}
   local(const local&) = delete;

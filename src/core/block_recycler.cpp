@@ -20,11 +20,15 @@ namespace {
 
 constexpr std::size_t kGranule = 64;  // size classes: 64, 128, 192, 256 bytes
 constexpr std::size_t kClasses = kLargestRecycledBlock / kGranule;
-constexpr std::size_t kBatch = 256;          // blocks moved to or from the global pool at once
-constexpr std::size_t kGlobalBatches = 64;   // at most this many batches kept per class
+constexpr std::size_t kBatch = 256;         // blocks moved to or from the global pool at once
+constexpr std::size_t kGlobalBatches = 64;  // at most this many batches kept per class
 
-std::size_t class_of(std::size_t size) { return (size + kGranule - 1) / kGranule - 1; }
-std::size_t class_size(std::size_t size_class) { return (size_class + 1) * kGranule; }
+std::size_t class_of(std::size_t size) {
+  return (size + kGranule - 1) / kGranule - 1;
+}
+std::size_t class_size(std::size_t size_class) {
+  return (size_class + 1) * kGranule;
+}
 
 using Batch = std::vector<void*>;
 
@@ -41,7 +45,8 @@ struct ThreadCache {
   Batch blocks[kClasses];
   ~ThreadCache() {
     for (std::size_t size_class = 0; size_class < kClasses; ++size_class) {
-      for (void* block : blocks[size_class]) ::operator delete(block);
+      for (void* block : blocks[size_class])
+        ::operator delete(block);
     }
   }
 };
@@ -68,7 +73,8 @@ void spill(std::size_t size_class) {
       return;
     }
   }
-  for (void* block : batch) ::operator delete(block);  // the pool is full: give memory back
+  for (void* block : batch)
+    ::operator delete(block);  // the pool is full: give memory back
 }
 
 }  // namespace

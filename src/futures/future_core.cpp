@@ -3,8 +3,8 @@
 
 #include <chrono>
 #include <climits>
-#include <thread>
 #include <string>
+#include <thread>
 
 #include "spindle/detail/exception_info.hpp"
 #include "spindle/futures.hpp"
@@ -107,7 +107,9 @@ std::shared_ptr<Waiter>& current_waiter_slot() {
   return waiter;
 }
 
-const std::shared_ptr<Waiter>& current_waiter() { return current_waiter_slot(); }
+const std::shared_ptr<Waiter>& current_waiter() {
+  return current_waiter_slot();
+}
 
 Helper*& current_helper() {
   thread_local Helper* helper = nullptr;
@@ -117,8 +119,7 @@ Helper*& current_helper() {
 FutureCore::~FutureCore() {
   if (status_.load(std::memory_order_relaxed) == finished && error_ &&
       !retrieved_.load(std::memory_order_relaxed)) {
-    spindle::print(stderr, "Future exception was never retrieved: {}",
-                   format_exception(error_));
+    spindle::print(stderr, "Future exception was never retrieved: {}", format_exception(error_));
   }
   CallbackNode* node = callbacks_.load(std::memory_order_acquire);
   while (node != nullptr && node != closed_list()) {
@@ -195,6 +196,9 @@ bool FutureCore::wait_done(const Clock::time_point* deadline) const {
   if (current_helper() == nullptr && spin_until([this] { return done(); }, kWaitSpin)) {
     return true;
   }
+  // A deadline already passed (a poll with a zero timeout) registers nothing: repeated polls
+  // must not pile up wake-up nodes on a future that stays pending.
+  if (deadline != nullptr && Clock::now() >= *deadline) return done();
   const std::shared_ptr<Waiter>& waiter = current_waiter();
   const_cast<FutureCore*>(this)->add_callback(new WakeNode(waiter));
   return block_until([this] { return done(); }, deadline);

@@ -59,6 +59,7 @@ struct alignas(64) Slot {
   std::atomic<std::size_t> end{0};
   std::shared_ptr<Waiter> waiter = std::make_shared<Waiter>();
   std::atomic<bool> sleeping{false};
+  std::atomic<int> running{0};  // tasks this worker is running (nested ones too); owner writes
   std::unique_ptr<threading::Thread> thread;
 };
 
@@ -82,6 +83,8 @@ class ThreadPool final : public std::enable_shared_from_this<ThreadPool> {
   bool refill_batch(Slot& self, Slot& source);
   static bool has_unstarted_batch(const Slot& slot);
   bool any_unstarted_batch();
+  bool has_queued_work();
+  bool has_idle_or_room();
   void run(FutureCore* task);
   bool spin_for_work();
   bool prepare_sleep(Slot& slot, bool idle);
@@ -130,7 +133,8 @@ void shut_down_live_pools() {
       if (auto pool = weak.lock()) alive.push_back(std::move(pool));
     }
   }
-  for (auto& pool : alive) pool->shutdown(true, false);
+  for (auto& pool : alive)
+    pool->shutdown(true, false);
 }
 std::once_flag exit_hook_once;
 }  // namespace
@@ -140,9 +144,20 @@ class ThreadPool::WorkerHelper final : public spindle::detail::Helper {
  public:
   WorkerHelper(ThreadPool& pool, Slot& slot) : pool_(pool), slot_(slot) {}
   bool run_one_queued() override {
+    // Each task run here nests on this worker's stack, under the one that waits.
+    if (depth_ >= kMaxHelpDepth || !pool_.has_queued_work()) return false;
+    // Run it here only when the pool is saturated (the case where not helping deadlocks):
+    // nested, it could wait for the very frame below it, which cannot finish until it
+    // returns. An idle worker, or one the pool may still start, takes it instead.
+    if (pool_.has_idle_or_room()) {
+      pool_.find_taker(nullptr);
+      return false;
+    }
     FutureCore* task = pool_.take(slot_, true);
     if (task == nullptr) return false;
+    ++depth_;
     pool_.run(task);
+    --depth_;
     return true;
   }
   bool set_waiting(bool waiting) override {
@@ -152,12 +167,17 @@ class ThreadPool::WorkerHelper final : public spindle::detail::Helper {
   }
 
  private:
+  // Deep enough for any recursion a pool runs (fibonacci(25) nests about 25); a worker
+  // waiting on many outside futures must not overflow its stack.
+  static constexpr int kMaxHelpDepth = 64;
   ThreadPool& pool_;
   Slot& slot_;
+  int depth_ = 0;
 };
 
 ThreadPool::ThreadPool(ThreadPoolOptions options)
-    : max_workers_(options.max_workers.value_or(std::min<std::size_t>(32, process_cpu_count() + 4))),
+    : max_workers_(
+          options.max_workers.value_or(std::min<std::size_t>(32, process_cpu_count() + 4))),
       prefix_(options.thread_name_prefix.empty()
                   ? "ThreadPoolExecutor-" + std::to_string(pool_counter.fetch_add(1))
                   : std::move(options.thread_name_prefix)),
@@ -187,13 +207,15 @@ void ThreadPool::enqueue(FutureCore* task) {
     throw std::logic_error("cannot schedule new futures after shutdown");
   }
   Slot* target;
+  bool first_worker = false;
   if (current_pool == this) {
     target = current_slot;  // a task submitting more work: keep it local
   } else {
     std::size_t started = started_.load(std::memory_order_acquire);
     if (started == 0) {
-      start_worker();
+      start_worker();  // the first worker is this task's taker: one thread, as Python starts
       started = started_.load(std::memory_order_acquire);
+      first_worker = true;
     }
     thread_local std::size_t round_robin = 0;
     target = &slot(round_robin++ % started);
@@ -202,7 +224,7 @@ void ThreadPool::enqueue(FutureCore* task) {
     std::scoped_lock guard(target->inbox_lock);
     target->inbox.push_back(task);
   }
-  find_taker(target);
+  if (!first_worker) find_taker(target);
 }
 
 // Makes sure some worker will take queued work: a spinning worker will find it; otherwise wake
@@ -275,6 +297,20 @@ FutureCore* ThreadPool::take(Slot& self, bool newest_first, bool* more_left) {
                  has_unstarted_batch(self) || any_unstarted_batch();
   }
   return task;
+}
+
+bool ThreadPool::has_queued_work() {
+  return (state_.load(std::memory_order_seq_cst) & kCountMask) != 0 || any_unstarted_batch();
+}
+
+// Is there a worker not running any task, or room to start one?
+bool ThreadPool::has_idle_or_room() {
+  const std::size_t started = started_.load(std::memory_order_acquire);
+  if (started < max_workers_) return true;
+  for (std::size_t i = 0; i < started; ++i) {
+    if (slot(i).running.load(std::memory_order_seq_cst) == 0) return true;
+  }
+  return false;
 }
 
 bool ThreadPool::any_unstarted_batch() {
@@ -358,6 +394,13 @@ bool ThreadPool::refill_batch(Slot& self, Slot& source) {
 }
 
 void ThreadPool::run(FutureCore* task) {
+  struct Running {
+    std::atomic<int>& count;
+    explicit Running(std::atomic<int>& running) : count(running) {
+      count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    ~Running() { count.store(count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed); }
+  } running(current_slot->running);
   switch (mode_.load(std::memory_order_relaxed)) {
     case run_tasks:
       task->execute();
@@ -462,11 +505,13 @@ void ThreadPool::break_pool(std::exception_ptr error) {
         taken.swap(slot(i).inbox);
       }
       state_.fetch_sub(taken.size(), std::memory_order_relaxed);
-      for (FutureCore* task : taken) fail(task);
+      for (FutureCore* task : taken)
+        fail(task);
     }
     std::this_thread::yield();
   }
-  for (std::size_t i = 0; i < started_.load(std::memory_order_acquire); ++i) wake_one(&slot(i));
+  for (std::size_t i = 0; i < started_.load(std::memory_order_acquire); ++i)
+    wake_one(&slot(i));
 }
 
 void ThreadPool::shutdown(bool wait, bool cancel_futures) {
@@ -476,7 +521,8 @@ void ThreadPool::shutdown(bool wait, bool cancel_futures) {
     const std::size_t started = started_.load(std::memory_order_acquire);
     for (std::size_t i = 0; i < started; ++i) {
       std::scoped_lock guard(slot(i).inbox_lock);
-      for (FutureCore* task : slot(i).inbox) task->cancel();
+      for (FutureCore* task : slot(i).inbox)
+        task->cancel();
     }
   }
   std::size_t started;
@@ -485,7 +531,8 @@ void ThreadPool::shutdown(bool wait, bool cancel_futures) {
     state_.fetch_or(kShutdown, std::memory_order_seq_cst);
     started = started_.load(std::memory_order_acquire);
   }
-  for (std::size_t i = 0; i < started; ++i) slot(i).waiter->signal();
+  for (std::size_t i = 0; i < started; ++i)
+    slot(i).waiter->signal();
   if (!wait) return;
   for (std::size_t i = 0; i < started; ++i) {
     threading::Thread& worker = *slot(i).thread;
@@ -504,14 +551,20 @@ ThreadPoolExecutor::ThreadPoolExecutor(ThreadPoolOptions options)
   live.pools.push_back(pool_);
 }
 
-ThreadPoolExecutor::~ThreadPoolExecutor() { pool_->shutdown(true, false); }
+ThreadPoolExecutor::~ThreadPoolExecutor() {
+  pool_->shutdown(true, false);
+}
 
 void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures) {
   pool_->shutdown(wait, cancel_futures);
 }
 
-std::size_t ThreadPoolExecutor::max_workers() const { return pool_->max_workers(); }
+std::size_t ThreadPoolExecutor::max_workers() const {
+  return pool_->max_workers();
+}
 
-void ThreadPoolExecutor::enqueue(spindle::detail::FutureCore* task) { pool_->enqueue(task); }
+void ThreadPoolExecutor::enqueue(spindle::detail::FutureCore* task) {
+  pool_->enqueue(task);
+}
 
 }  // namespace spindle::futures

@@ -45,7 +45,8 @@ std::size_t Barrier::wait_until(std::optional<spindle::detail::Clock::time_point
 
 // Waits while a previous round drains or a reset finishes.
 void Barrier::enter() {
-  while (state_ == State::draining || state_ == State::resetting) changed_.wait();
+  while (state_ == State::draining || state_ == State::resetting)
+    changed_.wait();
   if (state_ == State::broken) throw BrokenBarrierError();
 }
 

@@ -89,6 +89,8 @@ void Condition::notify(std::size_t n) {
   }
 }
 
-void Condition::notify_all() { notify(static_cast<std::size_t>(-1)); }
+void Condition::notify_all() {
+  notify(static_cast<std::size_t>(-1));
+}
 
 }  // namespace spindle::threading

@@ -55,7 +55,8 @@ thread_local ThreadValues thread_values;
 
 void destroy_thread_locals() {
   // A value's destructor may create values in other locals: repeat until none is left.
-  while (!thread_values.owners.empty()) thread_values.destroy_all();
+  while (!thread_values.owners.empty())
+    thread_values.destroy_all();
 }
 
 LocalStorage::LocalStorage() : control_(std::make_shared<Control>()) {}
@@ -66,7 +67,8 @@ LocalStorage::~LocalStorage() {
     std::lock_guard guard(control_->mutex);
     values.swap(control_->values);
   }
-  for (auto& [thread, stored] : values) stored.destroy(stored.value);
+  for (auto& [thread, stored] : values)
+    stored.destroy(stored.value);
 }
 
 void* LocalStorage::find() const {

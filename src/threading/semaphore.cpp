@@ -28,7 +28,9 @@ bool Semaphore::acquire_until(spindle::detail::Clock::time_point deadline) {
   return true;
 }
 
-void Semaphore::release(std::ptrdiff_t n) { add(n, std::nullopt); }
+void Semaphore::release(std::ptrdiff_t n) {
+  add(n, std::nullopt);
+}
 
 void Semaphore::add(std::ptrdiff_t n, std::optional<std::ptrdiff_t> bound) {
   if (n < 1) throw std::invalid_argument("n must be one or more");
@@ -51,8 +53,11 @@ std::ptrdiff_t Semaphore::value() const {
   return value_;
 }
 
-BoundedSemaphore::BoundedSemaphore(std::ptrdiff_t value) : Semaphore(value), initial_value_(value) {}
+BoundedSemaphore::BoundedSemaphore(std::ptrdiff_t value)
+    : Semaphore(value), initial_value_(value) {}
 
-void BoundedSemaphore::release(std::ptrdiff_t n) { add(n, initial_value_); }
+void BoundedSemaphore::release(std::ptrdiff_t n) {
+  add(n, initial_value_);
+}
 
 }  // namespace spindle::threading

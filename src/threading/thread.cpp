@@ -65,8 +65,12 @@ struct ThreadState {
 
 namespace {
 
-long kernel_thread_id() { return static_cast<long>(::syscall(SYS_gettid)); }
-bool is_main_os_thread() { return kernel_thread_id() == static_cast<long>(::getpid()); }
+long kernel_thread_id() {
+  return static_cast<long>(::syscall(SYS_gettid));
+}
+bool is_main_os_thread() {
+  return kernel_thread_id() == static_cast<long>(::getpid());
+}
 
 std::atomic<std::uint64_t> name_counter{0};
 std::string new_name(const char* pattern_prefix) {
@@ -188,7 +192,9 @@ void report_uncaught(const std::shared_ptr<ThreadState>& state, std::exception_p
 
 }  // namespace
 
-std::uint64_t current_ident() noexcept { return static_cast<std::uint64_t>(::pthread_self()); }
+std::uint64_t current_ident() noexcept {
+  return static_cast<std::uint64_t>(::pthread_self());
+}
 
 void ThreadState::bootstrap(std::shared_ptr<ThreadState> state, Thread* self) {
   current.state = state;
@@ -324,7 +330,9 @@ bool Thread::join_until(spindle::detail::Clock::time_point deadline) {
   return true;
 }
 
-void Thread::join() { join_until(spindle::detail::Clock::time_point::max()); }
+void Thread::join() {
+  join_until(spindle::detail::Clock::time_point::max());
+}
 
 bool Thread::is_alive() const {
   std::lock_guard guard(state_->mutex);
@@ -403,12 +411,17 @@ std::vector<Thread*> enumerate() {
   std::lock_guard guard(threads.mutex);
   std::vector<Thread*> result;
   result.reserve(threads.alive.size());
-  for (const auto& state : threads.alive) result.push_back(state->facade.load());
+  for (const auto& state : threads.alive)
+    result.push_back(state->facade.load());
   return result;
 }
 
-std::uint64_t get_ident() { return detail::current_ident(); }
-long get_native_id() { return detail::kernel_thread_id(); }
+std::uint64_t get_ident() {
+  return detail::current_ident();
+}
+long get_native_id() {
+  return detail::kernel_thread_id();
+}
 
 void set_excepthook(ExceptHook hook) {
   detail::Registry& threads = detail::registry();

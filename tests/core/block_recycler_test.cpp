@@ -33,14 +33,16 @@ TEST(BlockRecycler, LiveBlocksNeverOverlap) {
     distinct.insert(blocks.back());
   }
   EXPECT_EQ(distinct.size(), blocks.size());
-  for (void* block : blocks) deallocate_block(block, 100);
+  for (void* block : blocks)
+    deallocate_block(block, 100);
 }
 
 TEST(BlockRecycler, BlocksAllocatedInOneThreadMayBeFreedInAnother) {
   spindle::queue::Queue<void*> handoff(64);
   constexpr int kBlocks = 20000;
   spindle::threading::Thread freer([&] {
-    for (int i = 0; i < kBlocks; ++i) deallocate_block(handoff.get(), 128);
+    for (int i = 0; i < kBlocks; ++i)
+      deallocate_block(handoff.get(), 128);
   });
   freer.start();
   for (int i = 0; i < kBlocks; ++i) {
@@ -51,9 +53,11 @@ TEST(BlockRecycler, BlocksAllocatedInOneThreadMayBeFreedInAnother) {
   freer.join();
   // What the other thread freed comes back here in batches; reuse must still be sound.
   std::vector<void*> again;
-  for (int i = 0; i < kBlocks; ++i) again.push_back(allocate_block(128));
+  for (int i = 0; i < kBlocks; ++i)
+    again.push_back(allocate_block(128));
   EXPECT_EQ(std::set<void*>(again.begin(), again.end()).size(), again.size());
-  for (void* block : again) deallocate_block(block, 128);
+  for (void* block : again)
+    deallocate_block(block, 128);
 }
 
 }  // namespace

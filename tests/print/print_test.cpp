@@ -32,11 +32,13 @@ TEST(Print, LinesFromManyThreadsNeverInterleave) {
   for (int t = 0; t < kThreads; ++t) {
     threads.push_back(std::make_unique<spindle::threading::Thread>([file, t] {
       const std::string body(100, static_cast<char>('a' + t));
-      for (int i = 0; i < kLines; ++i) spindle::print(file, "Thread {} started.{}", t, body);
+      for (int i = 0; i < kLines; ++i)
+        spindle::print(file, "Thread {} started.{}", t, body);
     }));
     threads.back()->start();
   }
-  for (auto& thread : threads) thread->join();
+  for (auto& thread : threads)
+    thread->join();
   std::rewind(file);
   char buffer[512];
   int lines = 0;

@@ -5,11 +5,18 @@ int main() {
   spindle::queue::Queue<std::string> jobs(/*maxsize=*/8);
   spindle::threading::Thread worker([&jobs] {
     try {
-      for (;;) { spindle::print("processed {}", jobs.get()); jobs.task_done(); }
-    } catch (const spindle::queue::ShutDown&) {}  // shut down and drained: done
+      for (;;) {
+        spindle::print("processed {}", jobs.get());
+        jobs.task_done();
+      }
+    } catch (const spindle::queue::ShutDown&) {
+      // shut down and drained: done
+    }
   });
   worker.start();
-  for (auto name : {"a.txt", "b.txt", "c.txt"}) jobs.put(name);
+  for (auto name : {"a.txt", "b.txt", "c.txt"}) {
+    jobs.put(name);
+  }
   jobs.join();      // blocks until every item is task_done()
   jobs.shutdown();  // the worker's next get() throws ShutDown
-}                   // ~Thread joins the worker
+}  // ~Thread joins the worker

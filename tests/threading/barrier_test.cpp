@@ -26,7 +26,8 @@ void run_threads(int n, Body body) {
     threads.push_back(std::make_unique<Thread>(body, i));
     threads.back()->start();
   }
-  for (auto& thread : threads) thread->join();
+  for (auto& thread : threads)
+    thread->join();
 }
 
 TEST(Barrier, ZeroPartiesThrowsInvalidArgument) {
@@ -149,7 +150,8 @@ TEST(Barrier, AbortBreaksWaitersAndLaterArrivals) {
 
 // Blocks until `n` threads are inside barrier.wait(), watching the barrier's own count.
 void wait_until_waiting(const Barrier& barrier, std::size_t n) {
-  while (barrier.n_waiting() < n) std::this_thread::yield();
+  while (barrier.n_waiting() < n)
+    std::this_thread::yield();
 }
 
 TEST(Barrier, ResetWakesWaitersWithBrokenBarrierErrorAndTheBarrierIsUsableAgain) {
@@ -190,7 +192,8 @@ TEST(Barrier, NWaitingCountsThreadsInsideWait) {
   wait_until_waiting(barrier, 2);
   EXPECT_EQ(barrier.n_waiting(), 2u);
   barrier.wait();
-  for (auto& thread : threads) thread->join();
+  for (auto& thread : threads)
+    thread->join();
 }
 
 TEST(Barrier, ActionMayQueryTheBarrier) {

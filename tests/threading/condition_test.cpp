@@ -63,7 +63,8 @@ struct Waiters {
     condition.wait_for([&] { return waiting == n; });
   }
   void join() {
-    for (auto& thread : threads) thread->join();
+    for (auto& thread : threads)
+      thread->join();
   }
 };
 
@@ -107,7 +108,8 @@ TEST(Condition, NotifyWakesAtMostNWaiters) {
   wake.notify(1);
   report.wait_for([&] { return woken == 3; });
   guard.unlock();
-  for (auto& thread : threads) thread->join();
+  for (auto& thread : threads)
+    thread->join();
   EXPECT_EQ(woken, 3);
 }
 
@@ -144,7 +146,8 @@ TEST(Condition, WaitReleasesEveryLevelOfAnRLockAndRestoresThem) {
     condition.notify();
   });
   other.start();
-  while (!other_got_lock) condition.wait();
+  while (!other_got_lock)
+    condition.wait();
   other.join();
   // Both levels are held again: two releases succeed, a third does not.
   lock.release();

@@ -50,7 +50,8 @@ TEST(Event, SetWakesEveryWaiter) {
     threads.back()->start();
   }
   event.set();
-  for (auto& thread : threads) thread->join();
+  for (auto& thread : threads)
+    thread->join();
   EXPECT_EQ(woken.load(), 5);
 }
 

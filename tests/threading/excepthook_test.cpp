@@ -57,9 +57,8 @@ TEST(Excepthook, CustomHookReceivesTheExceptionAndTheThread) {
 
 TEST(Excepthook, AThrowingHookIsReportedAndTheProcessGoesOn) {
   RestoreDefaultHook restore;
-  threading::set_excepthook([](const threading::ExceptHookArgs&) {
-    throw std::logic_error("hook failed");
-  });
+  threading::set_excepthook(
+      [](const threading::ExceptHookArgs&) { throw std::logic_error("hook failed"); });
   testing::internal::CaptureStderr();
   Thread thread([] { throw std::runtime_error("boom"); });
   thread.start();

@@ -27,7 +27,8 @@ TEST(Local, EachThreadSeesItsOwnValue) {
     }));
     threads.back()->start();
   }
-  for (auto& thread : threads) thread->join();
+  for (auto& thread : threads)
+    thread->join();
   EXPECT_EQ(seen, (std::vector<int>{0, 0, 0, 0}));
   EXPECT_EQ(value.get(), 1);
 }

@@ -104,7 +104,8 @@ TEST(Lock, ProvidesMutualExclusion) {
     }));
     threads.back()->start();
   }
-  for (auto& thread : threads) thread->join();
+  for (auto& thread : threads)
+    thread->join();
   EXPECT_EQ(counter, 200'000);
 }
 

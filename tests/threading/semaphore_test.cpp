@@ -67,7 +67,8 @@ TEST(Semaphore, ReleaseOfNWakesNWaiters) {
     threads.back()->start();
   }
   semaphore.release(3);
-  for (auto& thread : threads) thread->join();
+  for (auto& thread : threads)
+    thread->join();
   EXPECT_EQ(acquired.load(), 3);
   EXPECT_EQ(semaphore.value(), 0);
 }
@@ -90,7 +91,8 @@ TEST(Semaphore, LimitsHowManyRunAtOnce) {
     }));
     threads.back()->start();
   }
-  for (auto& thread : threads) thread->join();
+  for (auto& thread : threads)
+    thread->join();
   EXPECT_LE(most.load(), 3);
   EXPECT_EQ(semaphore.value(), 3);
 }

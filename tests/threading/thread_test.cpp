@@ -27,7 +27,12 @@ TEST(Thread, TargetFormRunsTargetWithArguments) {
 
 TEST(Thread, ArgumentsAreCopiedUnlessWrappedInRef) {
   int shared = 1;
-  Thread copying([](int value) { value = 99; EXPECT_EQ(value, 99); }, shared);
+  Thread copying(
+      [](int value) {
+        value = 99;
+        EXPECT_EQ(value, 99);
+      },
+      shared);
   Thread referencing([](int& value) { value = 42; }, std::ref(shared));
   copying.start();
   copying.join();
@@ -211,7 +216,8 @@ TEST(Thread, TenThreadsSleepingOneSecondFinishTogether) {
     threads.push_back(std::make_unique<Thread>([] { std::this_thread::sleep_for(1s); }));
     threads.back()->start();
   }
-  for (auto& thread : threads) thread->join();
+  for (auto& thread : threads)
+    thread->join();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
 }
 
@@ -305,7 +311,8 @@ TEST(Thread, ActiveCountAndEnumerateIncludeRunningThreads) {
   }
   EXPECT_NE(std::find(all.begin(), all.end(), &threading::main_thread()), all.end());
   release.set();
-  for (auto& thread : threads) thread->join();
+  for (auto& thread : threads)
+    thread->join();
   EXPECT_EQ(threading::active_count(), before);
 }
 

@@ -15,7 +15,8 @@ using threading::Timer;
 TEST(Timer, CallsTheFunctionWithItsArgumentsAfterTheInterval) {
   int received = 0;
   const auto start = std::chrono::steady_clock::now();
-  Timer timer(20ms, [&received](int value) { received = value; }, 5);
+  Timer timer(
+      20ms, [&received](int value) { received = value; }, 5);
   timer.start();
   timer.join();
   EXPECT_EQ(received, 5);
@@ -62,7 +63,8 @@ class RepeatTimer : public Timer {
 
  protected:
   void run() override {
-    while (!finished().wait(interval())) call_function();
+    while (!finished().wait(interval()))
+      call_function();
   }
 };
 

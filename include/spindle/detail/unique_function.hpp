@@ -15,8 +15,8 @@ class UniqueFunction {
   UniqueFunction(std::nullptr_t) {}
 
   template <class F>
-    requires(!std::is_same_v<std::decay_t<F>, UniqueFunction> && std::invocable<std::decay_t<F>&>)
-  UniqueFunction(F&& function)
+  requires(!std::is_same_v<std::decay_t<F>, UniqueFunction> && std::invocable<std::decay_t<F>&>)
+      UniqueFunction(F&& function)
       : callable_(std::make_unique<Model<std::decay_t<F>>>(std::forward<F>(function))) {}
 
   UniqueFunction(UniqueFunction&&) noexcept = default;
@@ -44,11 +44,12 @@ class UniqueFunction {
 // std::invoke(function, args...) with the stored copies passed as rvalues.
 template <class F, class... A>
 UniqueFunction bind_call(F&& function, A&&... args) {
-  return UniqueFunction([function = std::forward<F>(function),
-                         arguments = std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)]() mutable {
-    std::apply([&](auto&... stored) { std::invoke(std::move(function), std::move(stored)...); },
-               arguments);
-  });
+  return UniqueFunction(
+      [function = std::forward<F>(function),
+       arguments = std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)]() mutable {
+        std::apply([&](auto&... stored) { std::invoke(std::move(function), std::move(stored)...); },
+                   arguments);
+      });
 }
 
 }  // namespace spindle::detail
@@ -58,9 +59,10 @@ namespace spindle::detail {
 // arguments as lvalues (Timer's function, which a repeating subclass calls again and again).
 template <class F, class... A>
 UniqueFunction bind_repeatable_call(F&& function, A&&... args) {
-  return UniqueFunction([function = std::forward<F>(function),
-                         arguments = std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)]() mutable {
-    std::apply([&](auto&... stored) { std::invoke(function, stored...); }, arguments);
-  });
+  return UniqueFunction(
+      [function = std::forward<F>(function),
+       arguments = std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)]() mutable {
+        std::apply([&](auto&... stored) { std::invoke(function, stored...); }, arguments);
+      });
 }
 }  // namespace spindle::detail
