@@ -63,6 +63,16 @@ struct alignas(64) Slot {
   std::unique_ptr<threading::Thread> thread;
 };
 
+// Marks the calling worker busy from the moment it has taken a task until the task is done
+// (find_taker counts a worker running nothing as idle). Only the owner writes the count.
+struct Running {
+  std::atomic<int>& count;
+  explicit Running(Slot& worker) : count(worker.running) {
+    count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+  }
+  ~Running() { count.store(count.load(std::memory_order_relaxed) - 1, std::memory_order_seq_cst); }
+};
+
 class ThreadPool final : public std::enable_shared_from_this<ThreadPool> {
  public:
   explicit ThreadPool(ThreadPoolOptions options);
@@ -155,6 +165,7 @@ class ThreadPool::WorkerHelper final : public spindle::detail::Helper {
     }
     FutureCore* task = pool_.take(slot_, true);
     if (task == nullptr) return false;
+    const Running running(slot_);
     ++depth_;
     pool_.run(task);
     --depth_;
@@ -233,9 +244,15 @@ void ThreadPool::find_taker(Slot* preferred) {
   if (spinners_.load(std::memory_order_seq_cst) > 0) return;
   if (sleepers_.load(std::memory_order_seq_cst) > 0) {
     wake_one(preferred);
-  } else if (started_.load(std::memory_order_relaxed) < max_workers_) {
-    start_worker();
+    return;
   }
+  // A worker between tasks (running none, not yet spinning or asleep) re-reads the count
+  // before it sleeps, so it will take the work: no need for another thread.
+  const std::size_t started = started_.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < started; ++i) {
+    if (&slot(i) != current_slot && slot(i).running.load(std::memory_order_seq_cst) == 0) return;
+  }
+  if (started < max_workers_) start_worker();
 }
 
 void ThreadPool::start_worker() {
@@ -269,6 +286,7 @@ void ThreadPool::worker_main(std::size_t index) {
   for (;;) {
     bool more_left = false;
     if (FutureCore* task = take(self, false, &more_left)) {
+      const Running running(self);
       // A submit does nothing while a worker spins, and a batch may hold several tasks: a
       // worker about to run one must not leave the rest to nobody (one of them may be what
       // this task waits for).
@@ -394,13 +412,6 @@ bool ThreadPool::refill_batch(Slot& self, Slot& source) {
 }
 
 void ThreadPool::run(FutureCore* task) {
-  struct Running {
-    std::atomic<int>& count;
-    explicit Running(std::atomic<int>& running) : count(running) {
-      count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    }
-    ~Running() { count.store(count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed); }
-  } running(current_slot->running);
   switch (mode_.load(std::memory_order_relaxed)) {
     case run_tasks:
       task->execute();
@@ -527,16 +538,25 @@ void ThreadPool::shutdown(bool wait, bool cancel_futures) {
   }
   std::size_t started;
   {
-    std::lock_guard guard(start_mutex_);  // no worker starts from here on
+    std::lock_guard guard(start_mutex_);
     state_.fetch_or(kShutdown, std::memory_order_seq_cst);
     started = started_.load(std::memory_order_acquire);
   }
-  for (std::size_t i = 0; i < started; ++i)
-    slot(i).waiter->signal();
-  if (!wait) return;
   for (std::size_t i = 0; i < started; ++i) {
-    threading::Thread& worker = *slot(i).thread;
-    if (worker.ident() != threading::get_ident()) worker.join();
+    slot(i).waiter->signal();
+  }
+  if (!wait) return;
+  // A submit that reserved its task before the flag may still be starting the first worker:
+  // join until every reservation is taken and no new worker appeared.
+  std::size_t joined = 0;
+  for (;;) {
+    for (; joined < started; ++joined) {
+      threading::Thread& worker = *slot(joined).thread;
+      if (worker.ident() != threading::get_ident()) worker.join();
+    }
+    started = started_.load(std::memory_order_acquire);
+    if (joined == started && (state_.load(std::memory_order_seq_cst) & kCountMask) == 0) break;
+    std::this_thread::yield();
   }
 }
 
