@@ -557,20 +557,26 @@ class MapResults {
   std::size_t size() const { return futures_.size(); }
 
  private:
+  // As Python's _result_or_cancel: a call whose result could not be had in time (or at all)
+  // is cancelled, so it does not run later for nobody.
   MapValue<R> get(std::size_t index) {
     const Future<R>& future = futures_[index];
-    if constexpr (std::is_void_v<R>) {
-      if (deadline_) {
-        future.result(std::max(*deadline_ - Clock::now(), Clock::duration::zero()));
+    try {
+      if constexpr (std::is_void_v<R>) {
+        wait_for(future);
+        return {};
       } else {
-        future.result();
+        return wait_for(future);
       }
-      return {};
-    } else {
-      if (deadline_)
-        return future.result(std::max(*deadline_ - Clock::now(), Clock::duration::zero()));
-      return future.result();
+    } catch (...) {
+      Future<R>(future).cancel();
+      throw;
     }
+  }
+  R wait_for(const Future<R>& future) {
+    if (deadline_)
+      return future.result(std::max(*deadline_ - Clock::now(), Clock::duration::zero()));
+    return future.result();
   }
 
   std::vector<Future<R>> futures_;

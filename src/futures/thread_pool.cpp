@@ -59,15 +59,18 @@ struct alignas(64) Slot {
   std::atomic<std::size_t> end{0};
   std::shared_ptr<Waiter> waiter = std::make_shared<Waiter>();
   std::atomic<bool> sleeping{false};
-  std::atomic<int> running{0};  // tasks this worker is running (nested ones too); owner writes
+  // Owner-written marks. running: looking for or running tasks (a submit that sees 0 knows
+  // this worker will still look); executing: tasks running now, nested ones included (a
+  // waiting worker helps only when every worker executes something).
+  std::atomic<int> running{0};
+  std::atomic<int> executing{0};
   std::unique_ptr<threading::Thread> thread;
 };
 
-// Marks the calling worker busy from the moment it has taken a task until the task is done
-// (find_taker counts a worker running nothing as idle). Only the owner writes the count.
+// Counts a task the calling worker executes (only the owner writes the count).
 struct Running {
   std::atomic<int>& count;
-  explicit Running(Slot& worker) : count(worker.running) {
+  explicit Running(Slot& worker) : count(worker.executing) {
     count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
   }
   ~Running() { count.store(count.load(std::memory_order_relaxed) - 1, std::memory_order_seq_cst); }
@@ -284,16 +287,23 @@ void ThreadPool::worker_main(std::size_t index) {
     }
   }
   for (;;) {
+    // Busy before looking: a submit that sees this worker idle (running nothing) leaves the
+    // task to it, so the look for remaining work must come after the mark (Dekker again).
+    self.running.store(1, std::memory_order_seq_cst);
     bool more_left = false;
     if (FutureCore* task = take(self, false, &more_left)) {
-      const Running running(self);
       // A submit does nothing while a worker spins, and a batch may hold several tasks: a
       // worker about to run one must not leave the rest to nobody (one of them may be what
       // this task waits for).
       if (more_left) find_taker(nullptr);
-      run(task);
+      {
+        const Running executing(self);
+        run(task);
+      }
+      self.running.store(0, std::memory_order_seq_cst);
       continue;
     }
+    self.running.store(0, std::memory_order_seq_cst);
     if (spin_for_work()) continue;
     const std::uint64_t state = state_.load(std::memory_order_acquire);
     if ((state & (kShutdown | kBroken)) != 0 && (state & kCountMask) == 0) break;
@@ -326,7 +336,7 @@ bool ThreadPool::has_idle_or_room() {
   const std::size_t started = started_.load(std::memory_order_acquire);
   if (started < max_workers_) return true;
   for (std::size_t i = 0; i < started; ++i) {
-    if (slot(i).running.load(std::memory_order_seq_cst) == 0) return true;
+    if (slot(i).executing.load(std::memory_order_seq_cst) == 0) return true;
   }
   return false;
 }
@@ -412,7 +422,7 @@ bool ThreadPool::refill_batch(Slot& self, Slot& source) {
 }
 
 void ThreadPool::run(FutureCore* task) {
-  switch (mode_.load(std::memory_order_relaxed)) {
+  switch (mode_.load(std::memory_order_acquire)) {
     case run_tasks:
       task->execute();
       break;
@@ -501,7 +511,7 @@ void ThreadPool::break_pool(std::exception_ptr error) {
       spindle::print(stderr, "Exception in initializer:\n{}",
                      spindle::detail::format_exception(error));
       broken_reason_ = "A thread initializer failed, the thread pool is not usable anymore";
-      mode_.store(fail_tasks, std::memory_order_relaxed);
+      mode_.store(fail_tasks, std::memory_order_release);
       state_.fetch_or(kBroken, std::memory_order_seq_cst);
     }
   }
@@ -528,7 +538,7 @@ void ThreadPool::break_pool(std::exception_ptr error) {
 void ThreadPool::shutdown(bool wait, bool cancel_futures) {
   if (cancel_futures) {
     std::uint8_t expected = run_tasks;
-    mode_.compare_exchange_strong(expected, cancel_tasks, std::memory_order_relaxed);
+    mode_.compare_exchange_strong(expected, cancel_tasks, std::memory_order_acq_rel);
     const std::size_t started = started_.load(std::memory_order_acquire);
     for (std::size_t i = 0; i < started; ++i) {
       std::scoped_lock guard(slot(i).inbox_lock);
