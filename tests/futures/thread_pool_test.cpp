@@ -274,7 +274,7 @@ TEST(ThreadPoolExecutor, AsManyBlockingCallsAsMaxWorkersAllRunAtOnce) {
     threading::Barrier barrier(kWorkers);
     std::vector<Future<std::size_t>> futures;
     for (std::size_t i = 0; i < kWorkers; ++i) {
-      futures.push_back(pool.submit([&barrier] { return barrier.wait(2s); }));
+      futures.push_back(pool.submit([&barrier] { return barrier.wait(5s); }));
     }
     std::size_t broken = 0;
     for (auto& future : futures) {
