@@ -1,18 +1,20 @@
 // One stream of ints, passed in one run through:
-//   - a plain C++ baseline queue: std::mutex + std::condition_variable + std::deque,
-//   - spindle::queue::Queue<int>,
+//   - a plain C++ baseline queue: std::mutex + std::condition_variable + std::deque, put does
+//     lock / push / unlock / notify_one, get waits on the condition variable,
+//   - spindle::queue::Queue<int> (maxsize 0),
 //   - Python's queue.Queue (bench/python/queue_stream.py, run as a child process),
 // and, bounded, through spindle::queue::Queue<int>(maxsize) and the baseline with a second
 // condition variable for "not full".
 //
 // Workload, the same for every peer: 2 producer threads put N items in all (N/2 each, then
 // one sentinel each); 2 consumer threads get until they see a sentinel. Time runs from before
-// the threads start until the last one is joined. The peers run interleaved, several rounds,
-// each round in a rotated order; the median of the rounds is reported.
+// the threads start until the last one is joined; every item is checked to arrive once. The
+// peers run interleaved, 9 rounds by default, each round in a rotated order; the tables show
+// the median of the rounds. The CPU time other processes took meanwhile is printed too.
 //
 //   build/release/bench/queue_side_by_side [--items N] [--python-items N] [--rounds R]
 //                                          [--maxsize M] [--python PATH] [--script PATH]
-//                                          [--no-python]
+//                                          [--only LABEL,...] [--no-python]
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -21,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -28,6 +31,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "spindle/queue.hpp"
 
@@ -218,6 +224,37 @@ std::string with_commas(double value) {
   return grouped;
 }
 
+// ---- how busy the rest of the machine was -------------------------------------------
+
+// CPU seconds used by every process (from /proc/stat) and by this one and its children (the
+// Python peer). Their difference over the run is what other processes took: a figure taken
+// while something else ran is not worth much on a two-core machine.
+struct CpuClock {
+  double machine = 0;
+  double own = 0;
+};
+
+CpuClock read_cpu_clock() {
+  CpuClock clock;
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  if (stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) {
+    clock.machine =
+        (user + nice + system + irq + softirq) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+  const auto seconds = [](const rusage& usage) {
+    return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  };
+  rusage self{};
+  rusage children{};
+  ::getrusage(RUSAGE_SELF, &self);
+  ::getrusage(RUSAGE_CHILDREN, &children);
+  clock.own = seconds(self) + seconds(children);
+  return clock;
+}
+
 struct Peer {
   std::string label;            // short name: the round lines, --only
   std::string name;             // the table's name
@@ -246,15 +283,29 @@ void print_table(const char* title, const std::vector<const Peer*>& peers, const
   }
 }
 
-void print_goal(const char* goal, double ratio, double target) {
-  std::printf("  %-44s %8.2fx  %s (goal >= %gx)\n", goal, ratio,
-              ratio >= target ? "met" : "NOT met", target);
+// numerator / denominator: the ratio of the medians (what the goal is judged on) and the
+// median and range of the per-round ratios (each round runs both peers back to back).
+void print_ratio(const char* label, const Peer& numerator, const Peer& denominator,
+                 std::optional<double> goal) {
+  std::vector<double> per_round;
+  for (std::size_t r = 0; r < numerator.rates.size() && r < denominator.rates.size(); ++r) {
+    per_round.push_back(numerator.rates[r] / denominator.rates[r]);
+  }
+  const double ratio = median(numerator.rates) / median(denominator.rates);
+  const auto [low, high] = std::minmax_element(per_round.begin(), per_round.end());
+  std::printf("  %-38s %9.2fx %9.2fx  (%5.2f .. %5.2f)   ", label, ratio, median(per_round), *low,
+              *high);
+  if (goal) {
+    std::printf(">= %gx: %s\n", *goal, ratio >= *goal ? "met" : "NOT met");
+  } else {
+    std::printf("-\n");
+  }
 }
 
 struct Options {
   std::size_t items = 2'000'000;
   std::size_t python_items = 200'000;
-  int rounds = 5;
+  int rounds = 9;
   std::size_t maxsize = 64;
   std::string python = SPINDLE_BENCH_PYTHON;
   std::string script = SPINDLE_BENCH_PYTHON_SCRIPT;
@@ -383,6 +434,8 @@ int main(int argc, char** argv) try {
     std::printf(" %17s", peer->label.c_str());
   std::printf("\n");
 
+  const CpuClock cpu_before = read_cpu_clock();
+  const auto wall_before = std::chrono::steady_clock::now();
   for (int round = 0; round < options.rounds; ++round) {
     // Rotate the order each round so no peer always runs first or right after another.
     for (std::size_t k = 0; k < order.size(); ++k) {
@@ -394,7 +447,18 @@ int main(int argc, char** argv) try {
       std::printf(" %17.3f", peer->rates.back() / 1e6);
     std::printf("\n");
   }
+  const CpuClock cpu_after = read_cpu_clock();
+  const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - wall_before;
   python.name = "Python " + python_version + " queue.Queue";
+
+  const double others =
+      std::max(0.0, (cpu_after.machine - cpu_before.machine) - (cpu_after.own - cpu_before.own));
+  const double cpus = std::max(1U, std::thread::hardware_concurrency());
+  const double others_share = others / (wall.count() * cpus);
+  std::printf(
+      "\nother processes used %.1f%% of the machine's CPU time during the rounds%s\n",
+      100 * others_share,
+      others_share > 0.05 ? " -- WARNING: the machine was not quiet; figures are unreliable" : "");
 
   const std::vector<const Peer*> ran(order.begin(), order.end());
   std::vector<const Peer*> unbounded;
@@ -410,20 +474,19 @@ int main(int argc, char** argv) try {
     print_table(("Bounded (maxsize " + bound + ")").c_str(), bounded, spindle_bounded);
   }
 
-  std::printf("\nRatios of the medians\n");
+  std::printf("\n  %-38s %10s %10s  %-17s   %s\n", "ratio", "of medians", "per round",
+              "(min .. max)", "goal");
   if (has(ran, spindle) && has(ran, baseline)) {
-    print_goal("spindle / C++ baseline", median(spindle.rates) / median(baseline.rates), 1.0);
+    print_ratio("spindle / C++ baseline", spindle, baseline, 1.0);
   }
   if (has(ran, spindle) && has(ran, python)) {
-    print_goal("spindle / Python queue.Queue", median(spindle.rates) / median(python.rates), 50.0);
+    print_ratio("spindle / Python queue.Queue", spindle, python, 50.0);
   }
   if (has(ran, spindle_bounded) && has(ran, baseline_bounded)) {
-    std::printf("  %-44s %8.2fx  (no goal)\n", "spindle / C++ baseline, bounded",
-                median(spindle_bounded.rates) / median(baseline_bounded.rates));
+    print_ratio("spindle / C++ baseline, bounded", spindle_bounded, baseline_bounded, std::nullopt);
   }
   if (has(ran, spindle_bounded) && has(ran, spindle)) {
-    std::printf("  %-44s %8.2fx  (cost of the bound)\n", "spindle bounded / spindle unbounded",
-                median(spindle_bounded.rates) / median(spindle.rates));
+    print_ratio("spindle bounded / spindle unbounded", spindle_bounded, spindle, std::nullopt);
   }
   return 0;
 } catch (const std::exception& error) {
