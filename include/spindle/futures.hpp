@@ -523,9 +523,12 @@ class MapResults {
       : futures_(std::move(futures)), deadline_(deadline) {}
   MapResults(MapResults&&) noexcept = default;
   MapResults& operator=(MapResults&&) noexcept = default;
+  // Last to first, as Python: cancelling front to back would let a worker start call i + 1
+  // while call i is being cancelled.
   ~MapResults() {
-    for (std::size_t i = consumed_; i < futures_.size(); ++i)
-      futures_[i].cancel();
+    for (std::size_t i = futures_.size(); i > consumed_; --i) {
+      futures_[i - 1].cancel();
+    }
   }
 
   class iterator {
