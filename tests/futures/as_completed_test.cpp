@@ -7,6 +7,7 @@
 #include <chrono>
 #include <list>
 #include <ranges>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -206,7 +207,7 @@ TEST(AsCompleted, AcceptsOtherRanges) {
   std::array<Future<int>, 2> array{a, b};
   EXPECT_EQ(collect(as_completed(array)).size(), 2u);
   std::vector<Future<int>> vector{a, b, Future<int>()};
-  EXPECT_EQ(collect(as_completed(vector | std::views::take(2))), (std::vector<Future<int>>{a, b}));
+  EXPECT_EQ(collect(as_completed(std::span(vector).first(2))), (std::vector<Future<int>>{a, b}));
   const std::vector<Future<int>> constant{b, a};
   EXPECT_EQ(collect(as_completed(constant)), constant);
 }
