@@ -10,7 +10,8 @@ build_packages=(
   build-essential cmake ninja-build pkg-config git
   clang clang-format libclang-rt-14-dev
   libfmt-dev libgtest-dev libgmock-dev googletest
-  libuv1-dev libcurl4-openssl-dev libcereal-dev libcli11-dev nlohmann-json3-dev
+  libuv1-dev libcurl4-openssl-dev libcereal-dev libcli11-dev nlohmann-json3-dev libsqlite3-dev
+  curl nginx-light wrk
 )
 bench_packages=(
   libbenchmark-dev libtbb-dev libasio-dev libthread-pool-dev python3 python3-uvloop
