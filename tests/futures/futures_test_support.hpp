@@ -20,6 +20,7 @@
 
 #include "spindle/futures.hpp"
 #include "spindle/threading.hpp"
+#include "support/thread_group.hpp"
 
 // Sanitizers slow the stress tests down by an order of magnitude: they run fewer tasks there.
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
@@ -131,35 +132,7 @@ inline spindle::futures::Future<int> exception_future(const std::string& what = 
   return future;
 }
 
-// Threads started one by one and joined together: by join(), or when the group is destroyed.
-class Threads {
- public:
-  Threads() = default;
-  Threads(const Threads&) = delete;
-  Threads& operator=(const Threads&) = delete;
-  ~Threads() { join(); }
-
-  template <class F>
-  void start(F&& target) {
-    threads_.push_back(std::make_unique<spindle::threading::Thread>(std::forward<F>(target)));
-    threads_.back()->start();
-  }
-  // Starts `count` threads, each calling target(index) with its index 0 .. count - 1.
-  template <class F>
-  void start_n(std::size_t count, F target) {
-    for (std::size_t index = 0; index < count; ++index) {
-      start([target, index]() mutable { target(index); });
-    }
-  }
-  void join() {
-    for (auto& thread : threads_)
-      thread->join();
-    threads_.clear();
-  }
-
- private:
-  std::vector<std::unique_ptr<spindle::threading::Thread>> threads_;
-};
+using spindle_test::Threads;
 
 // Captures what is written to stderr from construction to text().
 class CapturedStderr {

@@ -18,6 +18,7 @@
 
 #include "spindle/queue.hpp"
 #include "spindle/threading.hpp"
+#include "support/thread_group.hpp"
 
 // Sanitizers slow the stress tests down by an order of magnitude: they run fewer items there.
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
@@ -35,35 +36,7 @@ namespace queue_test {
 
 using Clock = std::chrono::steady_clock;
 
-// Threads started one by one and joined together: by join(), or when the group is destroyed.
-class Threads {
- public:
-  Threads() = default;
-  Threads(const Threads&) = delete;
-  Threads& operator=(const Threads&) = delete;
-  ~Threads() { join(); }
-
-  template <class F>
-  void start(F&& target) {
-    threads_.push_back(std::make_unique<spindle::threading::Thread>(std::forward<F>(target)));
-    threads_.back()->start();
-  }
-  // Starts `count` threads, each calling target(index) with its index 0 .. count - 1.
-  template <class F>
-  void start_n(std::size_t count, F target) {
-    for (std::size_t index = 0; index < count; ++index) {
-      start([target, index]() mutable { target(index); });
-    }
-  }
-  void join() {
-    for (auto& thread : threads_)
-      thread->join();
-    threads_.clear();
-  }
-
- private:
-  std::vector<std::unique_ptr<spindle::threading::Thread>> threads_;
-};
+using spindle_test::Threads;
 
 // How a queue call ended.
 enum class Outcome { returned, empty, full, shut_down, invalid_argument, other_exception };
