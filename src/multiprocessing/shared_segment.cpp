@@ -97,6 +97,8 @@ bool parse_owned_name(std::string_view name, int& pid, std::uint64_t& start) {
 }  // namespace
 
 int current_pid() {
+  const int pid = cached_pid.load(std::memory_order_relaxed);
+  if (pid != 0) return pid;
   install_fork_handlers();
   return cached_pid.load(std::memory_order_relaxed);
 }

@@ -132,7 +132,7 @@ void lock_word_release(std::atomic<std::uint32_t>& word) {
 // Lock, RLock
 // ---------------------------------------------------------------------------------------
 
-Lock::Lock() : place_(detail::create_state<detail::LockState>(detail::Kind::lock)) {}
+Lock::Lock() : PlaceHandle(detail::create_state<detail::LockState>(detail::Kind::lock)) {}
 
 bool Lock::acquire_until(const detail::Clock::time_point* deadline) {
   return detail::lock_word_acquire(state().word, deadline) != detail::Acquired::no;
@@ -146,7 +146,7 @@ bool Lock::locked() const {
   return state().word.load(std::memory_order_relaxed) != 0;
 }
 
-RLock::RLock() : place_(detail::create_state<detail::RLockState>(detail::Kind::rlock)) {}
+RLock::RLock() : PlaceHandle(detail::create_state<detail::RLockState>(detail::Kind::rlock)) {}
 
 bool RLock::owned_by_caller() const {
   const auto& s = state();
@@ -342,9 +342,9 @@ detail::Place create_semaphore(std::ptrdiff_t value, bool bounded) {
 }
 }  // namespace
 
-Semaphore::Semaphore(std::ptrdiff_t value) : place_(create_semaphore(value, false)) {}
+Semaphore::Semaphore(std::ptrdiff_t value) : PlaceHandle(create_semaphore(value, false)) {}
 Semaphore::Semaphore(std::ptrdiff_t value, bool bounded)
-    : place_(create_semaphore(value, bounded)) {}
+    : PlaceHandle(create_semaphore(value, bounded)) {}
 
 bool Semaphore::acquire_until(const detail::Clock::time_point* deadline) {
   auto& s = state();
@@ -395,7 +395,7 @@ constexpr std::uint32_t kEventWaiters = 2;
 constexpr std::uint32_t kEventGeneration = 4;
 }  // namespace
 
-Event::Event() : place_(detail::create_state<detail::EventState>(detail::Kind::event)) {}
+Event::Event() : PlaceHandle(detail::create_state<detail::EventState>(detail::Kind::event)) {}
 
 bool Event::is_set() const {
   return (state().word.load(std::memory_order_acquire) & kEventSet) != 0;

@@ -157,7 +157,7 @@ TEST(Segments, SweepRemovesTheSegmentsOfACreatorThatDied) {
   EXPECT_EQ(wait_child(child), 128 + SIGKILL);
   const std::string name(buffer, static_cast<std::size_t>(got));
   EXPECT_TRUE(spindle_test::shm_exists(name)) << name;
-  EXPECT_GE(mp::detail::sweep_orphaned_segments(), 1u);
+  mp::detail::sweep_orphaned_segments();  // (another process's sweep may have been first)
   EXPECT_FALSE(spindle_test::shm_exists(name)) << name;
 }
 

@@ -1,4 +1,5 @@
 // Queue, JoinableQueue and SimpleQueue across processes.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <spawn.h>
 
@@ -337,8 +338,13 @@ TEST(SharedQueue, ASpawnedProcessAttachesByName) {
   std::string filter = "--gtest_filter=SpawnedChild.DISABLED_EchoesQueueItems";
   std::string also = "--gtest_also_run_disabled_tests";
   char* argv[] = {self.data(), filter.data(), also.data(), nullptr};
+  posix_spawn_file_actions_t quiet;  // the child's own gtest report would clutter ours
+  ::posix_spawn_file_actions_init(&quiet);
+  ::posix_spawn_file_actions_addopen(&quiet, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
   pid_t child = 0;
-  ASSERT_EQ(::posix_spawn(&child, "/proc/self/exe", nullptr, nullptr, argv, envp.data()), 0);
+  const int spawned = ::posix_spawn(&child, "/proc/self/exe", &quiet, nullptr, argv, envp.data());
+  ::posix_spawn_file_actions_destroy(&quiet);
+  ASSERT_EQ(spawned, 0);
   requests.put("ping");
   requests.put(std::string(2 * 1024 * 1024, 'z'));
   requests.put("stop");

@@ -397,99 +397,100 @@ class SharedMemory {
 class Condition;
 class Barrier;
 
-// A Lock that works across processes: Python's multiprocessing.Lock. Like threading::Lock it
-// has no owner (any thread of any process may release it) and is not re-entrant. Unlike it,
-// it is robust: if the process holding it dies, a waiter notices within 100 ms and takes it
-// over, as if the dead process had released it (whatever the lock protected may be half
-// updated). Copies are handles to the same lock. Thread-safe and process-safe.
-class Lock {
+namespace detail {
+
+// The cereal save/load of a handle whose whole state is one place holding a `kind` state.
+template <Kind kind>
+class PlaceHandle {
  public:
-  Lock();
+  template <class Archive>
+  void save(Archive& archive) const {
+    save_place(archive, place_);
+  }
+  template <class Archive>
+  void load(Archive& archive) {
+    place_ = load_place(archive, kind);
+  }
+
+ protected:
+  PlaceHandle() = default;
+  explicit PlaceHandle(Place place) : place_(std::move(place)) {}
+  Place place_;
+};
+
+// acquire() / acquire(timeout) and the standard Lockable names, for a lock type that has
+// acquire_until(const Clock::time_point*) and release().
+template <class Derived>
+class LockableMethods {
+ public:
   // Blocks until acquired.
-  void acquire() { acquire_until(nullptr); }
+  void acquire() { self().acquire_until(nullptr); }
   // Blocks up to `timeout` (zero: never blocks); true when acquired.
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
     const auto deadline = spindle::detail::deadline_after(timeout);
-    return acquire_until(&deadline);
+    return self().acquire_until(&deadline);
   }
-  // std::logic_error when it is not locked. Non-blocking.
-  void release();
-  // True while held, by anyone. Non-blocking.
-  bool locked() const;
   void lock() { acquire(); }
-  void unlock() { release(); }
+  void unlock() { self().release(); }
   bool try_lock() { return acquire(std::chrono::nanoseconds::zero()); }
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
     return acquire(timeout);
   }
 
-  template <class Archive>
-  void save(Archive& archive) const {
-    detail::save_place(archive, place_);
-  }
-  template <class Archive>
-  void load(Archive& archive) {
-    place_ = detail::load_place(archive, detail::Kind::lock);
-  }
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+};
+
+}  // namespace detail
+
+// A Lock that works across processes: Python's multiprocessing.Lock. Like threading::Lock it
+// has no owner (any thread of any process may release it) and is not re-entrant. Unlike it,
+// it is robust: if the process holding it dies, a waiter notices within 100 ms and takes it
+// over, as if the dead process had released it (whatever the lock protected may be half
+// updated). Copies are handles to the same lock. Thread-safe and process-safe.
+class Lock : public detail::PlaceHandle<detail::Kind::lock>, public detail::LockableMethods<Lock> {
+ public:
+  Lock();
+  // std::logic_error when it is not locked. Non-blocking.
+  void release();
+  // True while held, by anyone. Non-blocking.
+  bool locked() const;
 
  private:
   friend class Condition;
-  explicit Lock(detail::Place place) : place_(std::move(place)) {}
+  friend class detail::LockableMethods<Lock>;
+  explicit Lock(detail::Place place) : PlaceHandle(std::move(place)) {}
   bool acquire_until(const detail::Clock::time_point* deadline);
   detail::LockState& state() const { return *place_.as<detail::LockState>(); }
-  detail::Place place_;
 };
 
 // A re-entrant Lock across processes: Python's multiprocessing.RLock. The owner is a thread of
 // a process; its acquires nest; a release by any other thread is std::logic_error. Robust like
 // Lock: a waiter takes it over (with a count of one) when the owning process has died.
 // Thread-safe and process-safe.
-class RLock {
+class RLock : public detail::PlaceHandle<detail::Kind::rlock>,
+              public detail::LockableMethods<RLock> {
  public:
   RLock();
-  void acquire() { acquire_until(nullptr); }
-  template <class Rep, class Period>
-  bool acquire(std::chrono::duration<Rep, Period> timeout) {
-    const auto deadline = spindle::detail::deadline_after(timeout);
-    return acquire_until(&deadline);
-  }
   // std::logic_error when the calling thread does not own it.
   void release();
   bool locked() const;
-  void lock() { acquire(); }
-  void unlock() { release(); }
-  bool try_lock() { return acquire(std::chrono::nanoseconds::zero()); }
-  template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
-    return acquire(timeout);
-  }
-
-  template <class Archive>
-  void save(Archive& archive) const {
-    detail::save_place(archive, place_);
-  }
-  template <class Archive>
-  void load(Archive& archive) {
-    place_ = detail::load_place(archive, detail::Kind::rlock);
-  }
 
  private:
   friend class Condition;
   friend class Barrier;
+  friend class detail::LockableMethods<RLock>;
   template <class T>
   friend class Array;
-  template <class T>
-  friend class Value;
-  explicit RLock(detail::Place place) : place_(std::move(place)) {}
+  explicit RLock(detail::Place place) : PlaceHandle(std::move(place)) {}
   bool acquire_until(const detail::Clock::time_point* deadline);
   bool owned_by_caller() const;
   // Releases every level (Condition::wait) and returns how many there were.
   std::uint32_t release_all();
   void acquire_levels(std::uint32_t levels);
   detail::RLockState& state() const { return *place_.as<detail::RLockState>(); }
-  detail::Place place_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -587,41 +588,26 @@ class Condition {
 // blocking while it is zero; release() increments it. The value must be 0 to 2^31 - 1
 // (otherwise std::invalid_argument). Counts held by a process that dies are not returned.
 // Thread-safe and process-safe.
-class Semaphore {
+class Semaphore : public detail::PlaceHandle<detail::Kind::semaphore>,
+                  public detail::LockableMethods<Semaphore> {
  public:
   explicit Semaphore(std::ptrdiff_t value = 1);
-  void acquire() { acquire_until(nullptr); }
-  // Blocks up to `timeout` (zero: never blocks); true when the counter was decremented.
-  template <class Rep, class Period>
-  bool acquire(std::chrono::duration<Rep, Period> timeout) {
-    const auto deadline = spindle::detail::deadline_after(timeout);
-    return acquire_until(&deadline);
-  }
+  // acquire() blocks while the counter is zero, then decrements it; acquire(timeout) gives up
+  // after `timeout` (zero: never blocks) and says whether it decremented.
+  //
   // Adds `n` (n < 1: std::invalid_argument) and wakes up to n waiters. Above the bound of a
   // BoundedSemaphore: std::invalid_argument, and nothing is added. Non-blocking.
   void release(std::ptrdiff_t n = 1);
   // The current counter (Python's get_value()). Non-blocking.
   std::ptrdiff_t get_value() const;
-  void lock() { acquire(); }
-  void unlock() { release(); }
-  bool try_lock() { return acquire(std::chrono::nanoseconds::zero()); }
-
-  template <class Archive>
-  void save(Archive& archive) const {
-    detail::save_place(archive, place_);
-  }
-  template <class Archive>
-  void load(Archive& archive) {
-    place_ = detail::load_place(archive, detail::Kind::semaphore);
-  }
 
  protected:
   Semaphore(std::ptrdiff_t value, bool bounded);
 
  private:
+  friend class detail::LockableMethods<Semaphore>;
   bool acquire_until(const detail::Clock::time_point* deadline);
   detail::SemaphoreState& state() const { return *place_.as<detail::SemaphoreState>(); }
-  detail::Place place_;
 };
 
 // A Semaphore whose release() above the initial value is std::invalid_argument. The bound
@@ -633,7 +619,7 @@ class BoundedSemaphore : public Semaphore {
 
 // A flag across processes: Python's multiprocessing.Event. set() wakes every waiter of every
 // process; clear() resets it. Thread-safe and process-safe.
-class Event {
+class Event : public detail::PlaceHandle<detail::Kind::event> {
  public:
   Event();
   bool is_set() const;
@@ -650,19 +636,9 @@ class Event {
     return wait_until(&deadline);
   }
 
-  template <class Archive>
-  void save(Archive& archive) const {
-    detail::save_place(archive, place_);
-  }
-  template <class Archive>
-  void load(Archive& archive) {
-    place_ = detail::load_place(archive, detail::Kind::event);
-  }
-
  private:
   bool wait_until(const detail::Clock::time_point* deadline);
   detail::EventState& state() const { return *place_.as<detail::EventState>(); }
-  detail::Place place_;
 };
 
 // ---------------------------------------------------------------------------------------
