@@ -131,6 +131,9 @@ TEST(SharedQueue, EmptyAndFullAfterTheirTimeouts) {
   EXPECT_EQ(queue.get(), 1);
   EXPECT_EQ(queue.get(), 2);
   EXPECT_THROW(queue.put(1, -1s), std::invalid_argument);
+  EXPECT_EQ(queue.maxsize(), 2u);
+  EXPECT_EQ(queue.buffer_bytes(), mp::QueueOptions{}.buffer_bytes);
+  EXPECT_THROW(mp::Queue<int>(0, {.buffer_bytes = 10}), std::invalid_argument);
 }
 
 TEST(SharedQueue, AFullRingIsFullUntilARreaderMakesRoom) {
@@ -262,15 +265,17 @@ TEST(SharedJoinableQueue, ImmediateShutdownDropsItemsAndReleasesJoin) {
 }
 
 TEST(SharedSimpleQueue, PutInOneProcessGetInAnother) {
-  mp::SimpleQueue<std::string> queue;
-  EXPECT_TRUE(queue.empty());
+  mp::SimpleQueue<std::string> to_parent;
+  mp::SimpleQueue<std::string> to_child;
+  EXPECT_TRUE(to_parent.empty());
   const pid_t child = fork_child([&] {
-    queue.put("from child");
-    return queue.get() == "from parent";
+    to_parent.put("from child");
+    return to_child.get() == "from parent";
   });
-  EXPECT_EQ(queue.get(), "from child");
-  queue.put("from parent");
+  EXPECT_EQ(to_parent.get(), "from child");
+  to_child.put("from parent");
   EXPECT_EQ(wait_child(child), 0);
+  EXPECT_TRUE(to_child.empty());
 }
 
 TEST(SharedQueue, ClosedHandleIsInvalidArgumentOthersGoOn) {

@@ -116,6 +116,20 @@ TEST(SharedRLock, NestsForItsOwnerAndBlocksOtherProcesses) {
   EXPECT_THROW(lock.release(), std::logic_error);
 }
 
+TEST(SharedRLock, ADeadOwnersLockIsTakenOverWithAFreshCount) {
+  mp::RLock lock;
+  const pid_t owner = fork_child([&] {
+    lock.acquire();
+    lock.acquire();
+    ::raise(SIGKILL);
+    return true;
+  });
+  EXPECT_EQ(wait_child(owner), 128 + SIGKILL);
+  EXPECT_TRUE(lock.acquire(30s));
+  lock.release();  // one level, not the dead owner's two
+  EXPECT_FALSE(lock.locked());
+}
+
 TEST(SharedRLock, AnotherThreadOfTheOwnerProcessCannotReleaseIt) {
   mp::RLock lock;
   std::scoped_lock guard(lock);

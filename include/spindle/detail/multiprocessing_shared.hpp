@@ -250,10 +250,6 @@ struct IsRawVector : std::false_type {};
 template <class U, class A>
 struct IsRawVector<std::vector<U, A>>
     : std::bool_constant<std::is_trivially_copyable_v<U> && !std::is_same_v<U, bool>> {};
-template <class T>
-inline constexpr bool kCopiedAsBytes =
-    std::is_trivially_copyable_v<T> || IsRawVector<T>::value || std::is_same_v<T, std::string>;
-
 // The bytes of `item`: a view of the item itself when it is copied as bytes, else its cereal
 // encoding in `scratch`.
 template <class T>
@@ -856,6 +852,8 @@ class Queue {
   bool empty() const { return qsize() == 0; }
   bool full() const { return core_.maxsize() != 0 && qsize() >= core_.maxsize(); }
   std::size_t maxsize() const { return core_.maxsize(); }
+  // The ring's size in bytes (QueueOptions::buffer_bytes).
+  std::size_t buffer_bytes() const { return core_.buffer_bytes(); }
   // Python 3.13's queue.Queue.shutdown, across processes: put throws queue::ShutDown; get
   // drains, then throws it. immediate: get throws at once and the queued items are dropped
   // (and counted as done for join()).
