@@ -7,7 +7,8 @@
 // its own; the same item counts. Also shown: one uncontended Lock acquire + release.
 //
 //   build/rel/bench/multiprocessing_shared_bench [--items N] [--messages M] [--rounds R]
-//                                                [--python PATH] [--script PATH] [--no-python]
+//                                                [--buffer-bytes B] [--python PATH]
+//                                                [--script PATH] [--no-python]
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,8 +54,8 @@ void reap(pid_t pid) {
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error("child failed");
 }
 
-double small_items_per_second(std::size_t n) {
-  mp::Queue<long> queue;
+double small_items_per_second(std::size_t n, std::size_t buffer_bytes) {
+  mp::Queue<long> queue(0, {.buffer_bytes = buffer_bytes});
   const auto start = Clock::now();
   const pid_t child = fork_child([&] {
     for (std::size_t i = 0; i < n; ++i)
@@ -76,8 +77,8 @@ double small_items_per_second(std::size_t n) {
   return static_cast<double>(n) / elapsed.count();
 }
 
-double large_mib_per_second(std::size_t m) {
-  mp::Queue<std::string> queue;
+double large_mib_per_second(std::size_t m, std::size_t buffer_bytes) {
+  mp::Queue<std::string> queue(0, {.buffer_bytes = buffer_bytes});
   const auto start = Clock::now();
   const pid_t child = fork_child([&] {
     const std::string payload(kMiB, 'x');
@@ -156,6 +157,7 @@ int main(int argc, char** argv) {
   std::size_t items = 1'000'000;
   std::size_t messages = 500;
   int rounds = 5;
+  std::size_t buffer_bytes = mp::QueueOptions{}.buffer_bytes;
   std::string python = SPINDLE_BENCH_PYTHON;
   std::string script = SPINDLE_BENCH_MP_SCRIPT;
   bool with_python = true;
@@ -169,6 +171,8 @@ int main(int argc, char** argv) {
       items = std::stoul(next());
     } else if (arg == "--messages") {
       messages = std::stoul(next());
+    } else if (arg == "--buffer-bytes") {
+      buffer_bytes = std::stoul(next());
     } else if (arg == "--rounds") {
       rounds = std::stoi(next());
     } else if (arg == "--python") {
@@ -186,8 +190,8 @@ int main(int argc, char** argv) {
   std::vector<double> small, large, py_small, py_large;
   std::string version;
   for (int round = 0; round < rounds; ++round) {
-    small.push_back(small_items_per_second(items));
-    large.push_back(large_mib_per_second(messages));
+    small.push_back(small_items_per_second(items, buffer_bytes));
+    large.push_back(large_mib_per_second(messages, buffer_bytes));
     if (with_python) {
       const PythonResult result = run_python(python, script, items, messages);
       py_small.push_back(result.small);
@@ -195,8 +199,10 @@ int main(int argc, char** argv) {
       version = result.version;
     }
   }
-  std::printf("multiprocessing queue, child -> parent, median of %d rounds (load average %s)\n",
-              rounds, load_average().c_str());
+  std::printf(
+      "multiprocessing queue, child -> parent, %zu-byte ring, median of %d rounds (load "
+      "average %s)\n",
+      buffer_bytes, rounds, load_average().c_str());
   std::printf("%-34s %16s %16s %8s\n", "stream", "spindle", "Python", "ratio");
   const auto row = [&](const char* name, const char* unit, double ours, std::vector<double>& py) {
     if (py.empty()) {

@@ -17,6 +17,7 @@ constexpr std::uint32_t kShutdown = 1;
 constexpr std::uint32_t kImmediate = 2;
 constexpr std::uint32_t kBroken = 4;
 constexpr std::uint64_t kHeaderBytes = sizeof(std::uint64_t);
+constexpr int kSpins = 200;
 }  // namespace
 
 struct QueueState {
@@ -102,6 +103,13 @@ template <class Ready>
 bool wait_until_ready(QueueState& s, std::atomic<std::uint32_t>& seq,
                       std::atomic<std::uint32_t>& waiters, Ready ready,
                       const Clock::time_point* deadline, const LockState* peer) {
+  // The other side is usually a few hundred nanoseconds away: spin briefly before sleeping,
+  // which saves both sides a futex call per item in a steady stream.
+  for (int spin = 0; spin < kSpins; ++spin) {
+    if (ready()) return true;
+    if (deadline != nullptr && spin == 0 && Clock::now() >= *deadline) break;
+    cpu_relax();
+  }
   for (;;) {
     if (ready()) return true;
     waiters.fetch_add(1, std::memory_order_seq_cst);

@@ -38,13 +38,6 @@ void futex_wake_shared(std::atomic<std::uint32_t>& word, int count) {
 
 namespace {
 
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 constexpr int kSpins = 100;
 
 // The kernel thread id, cached per thread (and per process, for forked children).

@@ -142,11 +142,12 @@ TEST(Segments, ForkedChildDoesNotUnlinkTheParentsSegment) {
 TEST(Segments, SweepRemovesTheSegmentsOfACreatorThatDied) {
   int pipe_fds[2];
   ASSERT_EQ(::pipe(pipe_fds), 0);
+  mp::Event never;
   const pid_t child = fork_child([&] {
     mp::Lock lock;
     const std::string name = spindle_test::segment_name(lock);
     if (::write(pipe_fds[1], name.data(), name.size()) < 0) return false;
-    ::raise(SIGKILL);
+    never.wait();  // killed here
     return true;
   });
   ::close(pipe_fds[1]);
@@ -154,9 +155,10 @@ TEST(Segments, SweepRemovesTheSegmentsOfACreatorThatDied) {
   const auto got = ::read(pipe_fds[0], buffer, sizeof buffer - 1);
   ::close(pipe_fds[0]);
   ASSERT_GT(got, 0);
-  EXPECT_EQ(wait_child(child), 128 + SIGKILL);
   const std::string name(buffer, static_cast<std::size_t>(got));
-  EXPECT_TRUE(spindle_test::shm_exists(name)) << name;
+  EXPECT_TRUE(spindle_test::shm_exists(name)) << name;  // its creator lives: no sweep takes it
+  ::kill(child, SIGKILL);
+  EXPECT_EQ(wait_child(child), 128 + SIGKILL);
   mp::detail::sweep_orphaned_segments();  // (another process's sweep may have been first)
   EXPECT_FALSE(spindle_test::shm_exists(name)) << name;
 }

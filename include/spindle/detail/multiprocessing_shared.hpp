@@ -118,6 +118,14 @@ bool process_gone(int pid);
 void futex_wait_shared(std::atomic<std::uint32_t>& word, std::uint32_t expected,
                        const Clock::time_point* deadline);
 void futex_wake_shared(std::atomic<std::uint32_t>& word, int count);
+// One pause of a spin-wait.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
 
 // The robust lock word shared by Lock, RLock and the queues: 0 unlocked, otherwise the
 // holder's pid, with kLockWaiters set when someone may sleep on it.
@@ -812,8 +820,9 @@ class Value {
 struct QueueOptions {
   // The ring buffer in shared memory. put() blocks while the ring is full (backpressure where
   // Python's feeder thread buffers without limit); a message larger than the ring still goes
-  // through, in chunks, while a reader takes it out.
-  std::size_t buffer_bytes = std::size_t{1} << 20;
+  // through, in chunks, while a reader takes it out. At least 64. Pages are allocated as the
+  // ring first reaches them.
+  std::size_t buffer_bytes = std::size_t{4} << 20;
 };
 
 // A FIFO queue between processes: Python's multiprocessing.Queue. Items are copied in: a
