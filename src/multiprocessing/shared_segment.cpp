@@ -75,12 +75,18 @@ std::optional<ProcessStat> read_process_stat(int pid) {
   return stat;
 }
 
+// This process's start time, cached per pid: a forked child must not name its segments with
+// its parent's (a sweep would take them for a dead process's).
 std::uint64_t own_start_time() {
-  static const std::uint64_t start = [] {
-    const auto stat = read_process_stat(current_pid());
-    return stat ? stat->start_time : 0;
-  }();
-  return start;
+  static std::atomic<int> cached_for{0};
+  static std::atomic<std::uint64_t> cached_start{0};
+  const int pid = current_pid();
+  if (cached_for.load(std::memory_order_acquire) != pid) {
+    const auto stat = read_process_stat(pid);
+    cached_start.store(stat ? stat->start_time : 0, std::memory_order_relaxed);
+    cached_for.store(pid, std::memory_order_release);
+  }
+  return cached_start.load(std::memory_order_relaxed);
 }
 
 // "spindle.<pid>.<start>.<n>" -> pid and start; false for other names.

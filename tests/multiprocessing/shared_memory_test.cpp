@@ -144,8 +144,10 @@ TEST(Segments, SweepRemovesTheSegmentsOfACreatorThatDied) {
   ASSERT_EQ(::pipe(pipe_fds), 0);
   mp::Event never;
   const pid_t child = fork_child([&] {
-    mp::Lock lock;
+    mp::Lock lock;  // named after this child, not after the parent it was forked from
     const std::string name = spindle_test::segment_name(lock);
+    mp::detail::sweep_orphaned_segments();
+    if (!spindle_test::shm_exists(name)) return false;
     if (::write(pipe_fds[1], name.data(), name.size()) < 0) return false;
     never.wait();  // killed here
     return true;
