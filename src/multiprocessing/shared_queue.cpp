@@ -20,25 +20,34 @@ constexpr std::uint64_t kHeaderBytes = sizeof(std::uint64_t);
 constexpr int kSpins = 200;
 }  // namespace
 
+// Each side's words sit on a cache line of their own, so a put and a get move only the lines
+// they must: the writer reads `head`, the reader reads `tail`.
 struct QueueState {
+  // Read-mostly.
   Kind kind;
   std::uint32_t joinable;
   std::uint64_t capacity;
   std::uint64_t maxsize;
-  LockState write_lock;
-  LockState read_lock;
   std::atomic<std::uint32_t> flags;
-  std::atomic<std::int32_t> broken_by;          // the pid that died mid-message
-  std::atomic<std::uint32_t> writing;           // a put is between its first and last byte
-  std::atomic<std::uint32_t> reading;           // a get is between its first and last byte
-  alignas(64) std::atomic<std::uint64_t> tail;  // bytes published; written by the writer
-  std::atomic<std::uint32_t> data_seq;
+  std::atomic<std::int32_t> broken_by;  // the pid that died mid-message
+  // The writer's.
+  alignas(64) LockState write_lock;
+  std::atomic<std::uint32_t> writing;    // a put is between its first and last byte
+  std::atomic<std::uint64_t> tail;       // bytes published
+  std::atomic<std::uint64_t> puts;       // messages admitted (counted before their bytes go in)
+  std::atomic<std::uint64_t> head_seen;  // `head` as last read: the writer's cached view
+  // The reader's.
+  alignas(64) LockState read_lock;
+  std::atomic<std::uint32_t> reading;    // a get is between its first and last byte
+  std::atomic<std::uint64_t> head;       // bytes consumed
+  std::atomic<std::uint64_t> gets;       // messages taken out
+  std::atomic<std::uint64_t> tail_seen;  // `tail` as last read: the reader's cached view
+  // Sleepers: a getter waiting for data, a putter waiting for room, join().
+  alignas(64) std::atomic<std::uint32_t> data_seq;
   std::atomic<std::uint32_t> data_waiters;
-  alignas(64) std::atomic<std::uint64_t> head;  // bytes consumed; written by the reader
-  std::atomic<std::uint32_t> space_seq;
+  alignas(64) std::atomic<std::uint32_t> space_seq;
   std::atomic<std::uint32_t> space_waiters;
-  alignas(64) std::atomic<std::uint64_t> items;  // messages put (or being put), not yet gotten
-  std::atomic<std::uint64_t> unfinished;         // JoinableQueue: put, not yet task_done
+  alignas(64) std::atomic<std::uint64_t> unfinished;  // JoinableQueue: put, not yet task_done
   std::atomic<std::uint32_t> join_seq;
   std::atomic<std::uint32_t> join_waiters;
 };
@@ -49,6 +58,32 @@ constexpr std::size_t kRingOffset = (sizeof(QueueState) + 63) / 64 * 64;
 
 std::byte* ring(QueueState& s) {
   return reinterpret_cast<std::byte*>(&s) + kRingOffset;
+}
+
+// Free bytes in the ring, from the writer's cached `head` while that shows `wanted` of them,
+// else from `head` itself (a cache line the reader writes).
+std::uint64_t free_space(QueueState& s, std::uint64_t wanted) {
+  const std::uint64_t tail = s.tail.load(std::memory_order_relaxed);
+  const std::uint64_t free = s.capacity - (tail - s.head_seen.load(std::memory_order_relaxed));
+  if (free >= wanted) return free;
+  const std::uint64_t head = s.head.load(std::memory_order_seq_cst);
+  s.head_seen.store(head, std::memory_order_relaxed);
+  return s.capacity - (tail - head);
+}
+
+// Bytes published after `position`, likewise from the reader's cached `tail` first.
+std::uint64_t published_after(QueueState& s, std::uint64_t position, std::uint64_t wanted) {
+  const std::uint64_t seen = s.tail_seen.load(std::memory_order_relaxed) - position;
+  if (seen >= wanted) return seen;
+  const std::uint64_t tail = s.tail.load(std::memory_order_seq_cst);
+  s.tail_seen.store(tail, std::memory_order_relaxed);
+  return tail - position;
+}
+
+// Messages admitted and not yet taken out (`gets` first: it never passes `puts`).
+std::uint64_t items(const QueueState& s) {
+  const std::uint64_t gets = s.gets.load(std::memory_order_seq_cst);
+  return s.puts.load(std::memory_order_seq_cst) - gets;
 }
 
 void copy_in(QueueState& s, std::uint64_t position, const std::byte* from, std::uint64_t n) {
@@ -168,19 +203,18 @@ void take_message(QueueState& s,
     std::uint64_t end;
     ~Finish() {
       s.head.store(end, std::memory_order_seq_cst);
-      s.items.fetch_sub(1, std::memory_order_seq_cst);
+      s.gets.fetch_add(1, std::memory_order_seq_cst);
       s.reading.store(0, std::memory_order_relaxed);
       signal(s.space_seq, s.space_waiters);
     }
   };
-  const auto published = [&s] { return s.tail.load(std::memory_order_seq_cst); };
   const auto check = [&s] { check_broken(s); };
   if (total <= s.capacity) {
     wait_until_ready(
         s, s.data_seq, s.data_waiters,
         [&] {
           check();
-          return published() - start >= total;
+          return published_after(s, start, total) >= total;
         },
         nullptr, &s.write_lock);
     Finish finish{s, start + total};
@@ -206,10 +240,10 @@ void take_message(QueueState& s,
         s, s.data_seq, s.data_waiters,
         [&] {
           check();
-          return published() > position;
+          return published_after(s, position, 1) > 0;
         },
         nullptr, &s.write_lock);
-    const std::uint64_t n = std::min(published() - position, length - copied);
+    const std::uint64_t n = std::min(published_after(s, position, 1), length - copied);
     copy_out(s, position, message.data() + copied, n);
     copied += n;
     position += n;
@@ -260,24 +294,19 @@ void QueueCore::put(std::span<const std::byte> message, const Clock::time_point*
   const std::uint64_t length = message.size();
   const std::uint64_t total = kHeaderBytes + length;
   const std::uint64_t head_room = std::min(total, s.capacity);
-  const auto free_bytes = [&s] {
-    return s.capacity -
-           (s.tail.load(std::memory_order_relaxed) - s.head.load(std::memory_order_seq_cst));
-  };
   const bool admitted = wait_until_ready(
       s, s.space_seq, s.space_waiters,
       [&] {
         shut_down();
-        return (s.maxsize == 0 || s.items.load(std::memory_order_seq_cst) < s.maxsize) &&
-               free_bytes() >= head_room;
+        return (s.maxsize == 0 || items(s) < s.maxsize) && free_space(s, head_room) >= head_room;
       },
       deadline, nullptr);
   if (!admitted) throw queue::Full();
-  s.items.fetch_add(1, std::memory_order_seq_cst);
+  s.puts.fetch_add(1, std::memory_order_seq_cst);
   if (s.joinable != 0) s.unfinished.fetch_add(1, std::memory_order_seq_cst);
   if ((s.flags.load(std::memory_order_seq_cst) & kShutdown) != 0) {
     // shutdown() came in between: it may be draining and waiting for this item; take it back.
-    s.items.fetch_sub(1, std::memory_order_seq_cst);
+    s.puts.fetch_sub(1, std::memory_order_seq_cst);
     if (s.joinable != 0 && s.unfinished.fetch_sub(1, std::memory_order_seq_cst) == 1) {
       signal(s.join_seq, s.join_waiters);
     }
@@ -305,10 +334,10 @@ void QueueCore::put(std::span<const std::byte> message, const Clock::time_point*
         s, s.space_seq, s.space_waiters,
         [&] {
           check_broken(s);
-          return free_bytes() > 0;
+          return free_space(s, 1) > 0;
         },
         nullptr, &s.read_lock);
-    const std::uint64_t n = std::min(free_bytes(), length - written);
+    const std::uint64_t n = std::min(free_space(s, 1), length - written);
     copy_in(s, position, message.data() + written, n);
     written += n;
     position += n;
@@ -334,11 +363,11 @@ void QueueCore::get(void (*consume)(void* context, const std::byte* data, std::s
         const std::uint32_t flags = s.flags.load(std::memory_order_seq_cst);
         if ((flags & kBroken) != 0) throw_broken(s);
         if ((flags & kImmediate) != 0) throw queue::ShutDown();
-        if (s.tail.load(std::memory_order_seq_cst) - s.head.load(std::memory_order_relaxed) >=
+        if (published_after(s, s.head.load(std::memory_order_relaxed), kHeaderBytes) >=
             kHeaderBytes) {
           return true;
         }
-        if ((flags & kShutdown) != 0 && s.items.load(std::memory_order_seq_cst) == 0) {
+        if ((flags & kShutdown) != 0 && items(s) == 0) {
           throw queue::ShutDown();
         }
         return false;
@@ -349,7 +378,7 @@ void QueueCore::get(void (*consume)(void* context, const std::byte* data, std::s
 }
 
 std::size_t QueueCore::qsize() const {
-  return static_cast<std::size_t>(state().items.load(std::memory_order_relaxed));
+  return static_cast<std::size_t>(items(state()));
 }
 
 std::size_t QueueCore::maxsize() const {
@@ -385,17 +414,16 @@ void QueueCore::shutdown(bool immediate) {
   // Drop what is queued, counting each dropped item done, as Python's shutdown(immediate=True).
   lock_word_acquire(s.read_lock.word, nullptr);
   LockWordGuard guard{s.read_lock.word};
-  while (s.items.load(std::memory_order_seq_cst) != 0) {
+  while (items(s) != 0) {
     const bool arrived = wait_until_ready(
         s, s.data_seq, s.data_waiters,
         [&s] {
           check_broken(s);
-          return s.items.load(std::memory_order_seq_cst) == 0 ||
-                 s.tail.load(std::memory_order_seq_cst) - s.head.load(std::memory_order_relaxed) >=
-                     kHeaderBytes;
+          return items(s) == 0 || published_after(s, s.head.load(std::memory_order_relaxed),
+                                                  kHeaderBytes) >= kHeaderBytes;
         },
         nullptr, nullptr);
-    if (!arrived || s.items.load(std::memory_order_seq_cst) == 0) break;
+    if (!arrived || items(s) == 0) break;
     take_message(
         s, [](void*, const std::byte*, std::size_t) {}, nullptr);
     if (s.joinable != 0) {
