@@ -194,7 +194,311 @@ std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true) {
   return {Connection<T>(std::move(first)), Connection<T>(std::move(second))};
 }
 
+// ---------------------------------------------------------------------------------------
+// Start methods
+// ---------------------------------------------------------------------------------------
+
+// How new processes start (multiprocessing.set_start_method):
+//  "spawn" (default): a fresh run of this program (/proc/self/exe) that enters worker mode
+//    before main; safe when the parent runs threads.
+//  "fork": a copy of the parent; only for programs that know they are single-threaded.
+// std::invalid_argument for another name; std::logic_error when the method was already set
+// and `force` is false (as Python). Thread-safe.
+void set_start_method(std::string_view method, bool force = false);
+// "spawn" or "fork". Thread-safe.
+std::string get_start_method();
+// The start methods this platform offers: {"spawn", "fork"}.
+std::vector<std::string> get_all_start_methods();
+
+// ---------------------------------------------------------------------------------------
+// Process
+// ---------------------------------------------------------------------------------------
+
+// Keyword arguments of Process.
+struct ProcessOptions {
+  // Empty: "Process-N".
+  std::string name{};
+  // Empty: inherit current_process().daemon(), as Python. A daemon child is terminated when
+  // its parent exits; the parent waits for the others at exit.
+  std::optional<bool> daemon{};
+};
+
+namespace internal {
+struct ProcessState;
+}
+namespace detail {
+void set_current_identity(std::string name, bool daemon);
+}
+
+// A child process running target(args...) (multiprocessing.Process). The target is a plain
+// function or a lambda without captures; the arguments are serialized when the Process is
+// constructed and rebuilt in the child. An exception escaping the target is printed on the
+// child's stderr ("Process NAME:" and "TYPE: what()") and gives exit code 1.
+//
+// Whatever happens to the parent (exit, crash, SIGKILL), the child does not outlive it.
+// Every method is thread-safe. Movable; destroying a started Process does not wait (the
+// child is still joined at program exit, unless it is a daemon, which is terminated).
+class Process {
+ public:
+  template <class F, class... A>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, ProcessOptions>) explicit Process(F&& target,
+                                                                                     A&&... args)
+      : Process(ProcessOptions{}, std::forward<F>(target), std::forward<A>(args)...) {}
+  template <class F, class... A>
+  Process(ProcessOptions options, F&& target, A&&... args)
+      : Process(std::move(options), detail::encode_call<false>(target, std::forward<A>(args)...)) {}
+  Process(Process&& other) noexcept;
+  Process& operator=(Process&& other) noexcept;
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  // Does not wait for the child.
+  ~Process();
+
+  // Starts the child. Blocks until it is running (about a millisecond with "spawn").
+  // std::logic_error if started before, or when called in a daemon process (daemons may not
+  // have children); std::system_error when the system cannot start a process.
+  void start();
+  // Blocks until the child has ended. std::logic_error before start().
+  void join();
+  // As join(), giving up after `timeout`; true when the child has ended.
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> timeout) {
+    const auto deadline = spindle::detail::deadline_after(timeout);
+    return join_until(&deadline);
+  }
+  // Started and not ended. Non-blocking.
+  bool is_alive() const;
+  // Empty while not started or running; the exit status once ended, negative -N when signal
+  // N ended it. Non-blocking.
+  std::optional<int> exitcode() const;
+  // The child's process id; 0 before start().
+  int pid() const;
+  // Sends SIGTERM (terminate) or SIGKILL (kill). Nothing when the child has ended.
+  void terminate();
+  void kill();
+  std::string name() const;
+  void set_name(std::string name);
+  bool daemon() const;
+  // std::logic_error after start().
+  void set_daemon(bool daemon);
+
+ private:
+  friend Process& current_process();
+  friend std::vector<Process*> active_children();
+  friend void detail::set_current_identity(std::string name, bool daemon);
+  Process(ProcessOptions options, detail::Message call);
+  explicit Process(std::shared_ptr<internal::ProcessState> state);
+  bool join_until(const spindle::detail::Clock::time_point* deadline);
+
+  std::shared_ptr<internal::ProcessState> state_;
+};
+
+// The Process object of this process: "MainProcess" in the parent, the child's own Process
+// (name, daemon, pid) in a child. Thread-safe.
+Process& current_process();
+// The live children started by this process, reaping those that ended (Python's
+// active_children()). Only children whose Process object still exists are listed.
+std::vector<Process*> active_children();
+
+// ---------------------------------------------------------------------------------------
+// Worker pools: the machinery shared by ProcessPoolExecutor and Pool
+// ---------------------------------------------------------------------------------------
+
+// What a pool does when a worker process dies while it has work (abort, segfault, SIGKILL):
+//  break_pool (Python's rule): the pool is broken; every pending call fails with
+//    BrokenProcessPool and new submissions throw it.
+//  replace_worker: only the call that was running fails (BrokenProcessPool); the calls queued
+//    behind it run on a fresh worker that replaces the dead one.
+enum class OnWorkerCrash { break_pool, replace_worker };
+inline constexpr OnWorkerCrash break_pool = OnWorkerCrash::break_pool;
+inline constexpr OnWorkerCrash replace_worker = OnWorkerCrash::replace_worker;
+
+// A function run first in every worker, with its arguments: `.initializer = {function,
+// arg...}` (Python's initializer= and initargs= together), or `.initializer = function`.
+// The arguments are serialized when the Initializer is made. Copyable.
+class Initializer {
+ public:
+  Initializer() = default;
+  template <class F, class... A>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, Initializer>)
+      Initializer(F&& function, A&&... args)  // NOLINT: converting, for designated initializers
+      : call_(std::make_shared<const detail::Message>(
+            detail::encode_call<false>(function, std::forward<A>(args)...))) {}
+  explicit operator bool() const noexcept { return call_ != nullptr; }
+  const std::shared_ptr<const detail::Message>& call() const noexcept { return call_; }
+
+ private:
+  std::shared_ptr<const detail::Message> call_;
+};
+
+namespace internal {
+
+// A call waiting for, or running on, a worker; completed by the pool's collector thread.
+class PendingCall {
+ public:
+  explicit PendingCall(detail::Message call) : call(std::move(call)) {}
+  virtual ~PendingCall() = default;
+  // Marks the call running; false if it was cancelled (it is then dropped).
+  virtual bool start() = 0;
+  // The worker's result message.
+  virtual void complete(detail::Message&& result) noexcept = 0;
+  virtual void fail(std::exception_ptr error) noexcept = 0;
+  // Cancels a call not yet started; true if it is now cancelled.
+  virtual bool cancel() = 0;
+
+  detail::Message call;
+  bool started = false;
+};
+
+// A call whose result goes to a Future<R>.
+template <class R>
+class FutureCall final : public PendingCall {
+ public:
+  using PendingCall::PendingCall;
+  bool start() override { return future.set_running_or_notify_cancel(); }
+  void complete(detail::Message&& result) noexcept override {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        detail::decode_result<void>(std::move(result));
+        future.set_result();
+      } else {
+        future.set_result(detail::decode_result<R>(std::move(result)));
+      }
+    } catch (...) {
+      fail(std::current_exception());
+    }
+  }
+  void fail(std::exception_ptr error) noexcept override {
+    try {
+      future.set_exception(std::move(error));
+    } catch (...) {  // completed by hand already: that result stands
+    }
+  }
+  bool cancel() override { return future.cancel(); }
+
+  futures::Future<R> future;
+};
+
+struct WorkerPoolOptions {
+  std::size_t workers = 1;
+  std::shared_ptr<const detail::Message> initializer;
+  std::size_t max_tasks_per_child = 0;  // 0: no limit
+  OnWorkerCrash on_worker_crash = OnWorkerCrash::break_pool;
+  std::string worker_name_prefix;  // workers are PREFIX-N
+  std::string kind;                // "ProcessPoolExecutor" or "Pool", for messages
+};
+
+class WorkerPoolCore;
+
+// Worker processes and the thread that feeds them and collects their results.
+class WorkerPool {
+ public:
+  explicit WorkerPool(WorkerPoolOptions options);
+  // Blocks: shutdown(true).
+  ~WorkerPool();
+  // Queues a call. std::logic_error after shutdown; BrokenProcessPool when broken.
+  void submit(std::unique_ptr<PendingCall> call);
+  // Stops accepting calls; cancel_futures cancels those not started; wait blocks until every
+  // call has finished and the workers have exited.
+  void shutdown(bool wait, bool cancel_futures);
+  // Kills the workers now; calls not finished fail with BrokenProcessPool. Blocks until the
+  // workers are gone.
+  void terminate();
+  std::size_t workers() const noexcept { return workers_; }
+
+ private:
+  std::size_t workers_;
+  std::unique_ptr<WorkerPoolCore> core_;
+};
+
+}  // namespace internal
+
+// ---------------------------------------------------------------------------------------
+// ProcessPoolExecutor
+// ---------------------------------------------------------------------------------------
+
+// Keyword arguments of ProcessPoolExecutor.
+struct ProcessPoolOptions {
+  // Empty: cpu_count(). 0: std::invalid_argument.
+  std::optional<std::size_t> max_workers{};
+  // Runs first in every worker; if it throws, the pool is broken (BrokenProcessPool).
+  Initializer initializer{};
+  // A worker exits after this many calls and a fresh one replaces it. Empty: no limit.
+  // 0: std::invalid_argument.
+  std::optional<std::size_t> max_tasks_per_child{};
+  // What a worker dying mid-call does; see OnWorkerCrash.
+  OnWorkerCrash on_worker_crash = OnWorkerCrash::break_pool;
+};
+
+// A pool of worker processes running submitted calls
+// (concurrent.futures.ProcessPoolExecutor). Workers start at the first submit, up to
+// max_workers, and run calls in the order they were submitted. submit() and map() are
+// thread-safe and do not block (a very large argument may wait for room in a worker's pipe).
+// Futures complete on the pool's collector thread, which runs their done callbacks.
+class ProcessPoolExecutor : public futures::Executor {
+ public:
+  explicit ProcessPoolExecutor(ProcessPoolOptions options = {});
+  // Blocks: shutdown(true).
+  ~ProcessPoolExecutor() override;
+
+  // Schedules function(args...) in a worker; a Future for its result. The function is a plain
+  // function or a lambda without captures, the arguments and result serializable (checked at
+  // compile time). std::logic_error after shutdown; BrokenProcessPool when broken. Through
+  // Executor&, a callable that cannot be shipped is std::invalid_argument instead.
+  template <class F, class... A>
+  auto submit(F&& function, A&&... args) {
+    detail::Message call = detail::encode_call<true>(function, std::forward<A>(args)...);
+    using R = typename ResultOf<detail::ShippableCall<true, F, A...>, F, A...>::type;
+    auto pending = std::make_unique<internal::FutureCall<R>>(std::move(call));
+    futures::Future<R> future = pending->future;
+    pool_.submit(std::move(pending));
+    return future;
+  }
+
+  void shutdown(bool wait = true, bool cancel_futures = false) override;
+  std::size_t max_workers() const noexcept { return pool_.workers(); }
+
+ protected:
+  // Only closures reach this (Executor::submit sends shippable calls to submit()).
+  void enqueue(spindle::detail::FutureCore* task) override;
+
+ private:
+  template <bool shippable, class F, class... A>
+  struct ResultOf {
+    using type = int;  // a compile-time error has been reported already
+  };
+  template <class F, class... A>
+  struct ResultOf<true, F, A...> {
+    using type = detail::ShippedResult_t<F, A...>;
+  };
+
+  internal::WorkerPool pool_;
+};
+
 }  // namespace spindle::multiprocessing
+
+namespace spindle::futures {
+using multiprocessing::ProcessPoolExecutor;
+using multiprocessing::ProcessPoolOptions;
+
+namespace internal {
+// Executor::submit reaching a ProcessPoolExecutor through Executor&: ships the call when it
+// can be shipped (the fallback in futures.hpp refuses the others).
+template <class R, class F, class... A>
+requires multiprocessing::detail::ShippableCall<true, F, A...> &&
+    std::is_same_v<R, multiprocessing::detail::ShippedResult_t<F, A...>>
+        Future<R> submit_elsewhere(ElsewhereTag, std::type_identity<R>, Executor& executor,
+                                   F&& function, A&&... args) {
+  auto* pool = dynamic_cast<multiprocessing::ProcessPoolExecutor*>(&executor);
+  if (pool == nullptr) {
+    throw std::invalid_argument(
+        "this executor runs calls in other processes and is not a "
+        "ProcessPoolExecutor: submit to it directly");
+  }
+  return pool->submit(std::forward<F>(function), std::forward<A>(args)...);
+}
+}  // namespace internal
+}  // namespace spindle::futures
 
 #if __has_include("spindle/detail/multiprocessing_shared.hpp")
 #include "spindle/detail/multiprocessing_shared.hpp"

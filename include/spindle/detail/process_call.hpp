@@ -106,8 +106,8 @@ template <class... P>
 struct AllSerializable<std::tuple<P...>> : std::bool_constant<(serializable_v<P> && ...)> {};
 
 // Checks (at compile time, with the messages users see) that target F called with A... can
-// be shipped, and yields its result type.
-template <class F, class... A>
+// be shipped. `result_matters`: the result comes back (pools), so it must be serializable.
+template <bool result_matters, class F, class... A>
 constexpr bool check_shippable() {
   static_assert(shippable_target_v<F>, SPINDLE_MP_TARGET_MESSAGE);
   if constexpr (shippable_target_v<F>) {
@@ -116,13 +116,14 @@ constexpr bool check_shippable() {
                   "spindle::multiprocessing: every argument must be "
                   "serializable. " SPINDLE_MP_UNSERIALIZABLE_MESSAGE);
     if constexpr (is_plain_function_v<std::decay_t<F>>) {
-      static_assert(std::is_constructible_v<Arguments, A&&...>,
-                    "spindle::multiprocessing: the arguments do not match the target's parameters");
+      static_assert(std::tuple_size_v<Arguments> == sizeof...(A),
+                    "spindle::multiprocessing: the number of arguments does not match the target's "
+                    "parameters");
     }
     if constexpr (AllSerializable<Arguments>::value) {
       static_assert(TupleResult<std::decay_t<F>, Arguments>::invocable,
                     "spindle::multiprocessing: the target cannot be called with these arguments");
-      if constexpr (TupleResult<std::decay_t<F>, Arguments>::invocable) {
+      if constexpr (TupleResult<std::decay_t<F>, Arguments>::invocable && result_matters) {
         static_assert(serializable_result_v<ShippedResult_t<F, A...>>,
                       "spindle::multiprocessing: the target's result must be "
                       "serializable. " SPINDLE_MP_UNSERIALIZABLE_MESSAGE);
@@ -133,10 +134,12 @@ constexpr bool check_shippable() {
 }
 
 // True (without a compile-time error) when the call can be shipped: for overload selection.
-template <class F, class... A>
+template <bool result_matters, class F, class... A>
 concept ShippableCall = shippable_target_v<F> && AllSerializable<ArgumentsOf_t<F, A...>>::value &&
-    TupleResult<std::decay_t<F>, ArgumentsOf_t<F, A...>>::invocable &&
-    serializable_result_v<ShippedResult_t<F, A...>>;
+                        (!is_plain_function_v<std::decay_t<F>> ||
+                         std::tuple_size_v<ArgumentsOf_t<F, A...>> == sizeof...(A)) &&
+                        TupleResult<std::decay_t<F>, ArgumentsOf_t<F, A...>>::invocable &&
+                        (!result_matters || serializable_result_v<ShippedResult_t<F, A...>>);
 
 template <class F>
 std::decay_t<F> target_from(std::uintptr_t address) {
@@ -149,7 +152,7 @@ std::decay_t<F> target_from(std::uintptr_t address) {
 }
 
 // Calls `target` with the arguments; a void result is written as nothing.
-template <class Target, class Arguments>
+template <bool keep_result, class Target, class Arguments>
 void invoke_into(Target& target, Arguments& arguments, Encoder& out) {
   std::apply(
       [&](auto&... values) {
@@ -161,7 +164,7 @@ void invoke_into(Target& target, Arguments& arguments, Encoder& out) {
           }
         };
         using R = std::remove_cvref_t<decltype(call())>;
-        if constexpr (std::is_void_v<R>) {
+        if constexpr (std::is_void_v<R> || !keep_result) {
           call();
         } else {
           const R& result = call();
@@ -171,26 +174,26 @@ void invoke_into(Target& target, Arguments& arguments, Encoder& out) {
       arguments);
 }
 
-template <class F, class Arguments>
+template <class F, class Arguments, bool keep_result>
 void call_thunk(std::uintptr_t address, Decoder& in, Encoder& out) {
   auto target = target_from<F>(address);
   Arguments arguments{};
   read(in, arguments);
-  invoke_into(target, arguments, out);
+  invoke_into<keep_result>(target, arguments, out);
 }
 
 // Where a thunk instantiation is; computed once per instantiation.
-template <class F, class Arguments>
+template <class F, class Arguments, bool keep_result>
 const FunctionRef& thunk_ref() {
   static const FunctionRef ref =
-      locate_function(reinterpret_cast<std::uintptr_t>(&call_thunk<F, Arguments>));
+      locate_function(reinterpret_cast<std::uintptr_t>(&call_thunk<F, Arguments, keep_result>));
   return ref;
 }
 
 // Writes the thunk and the target of a call.
-template <class F, class Arguments>
+template <class F, class Arguments, bool keep_result = true>
 void write_call_header(Encoder& out, const F& target) {
-  write_function_ref(out, thunk_ref<std::decay_t<F>, Arguments>());
+  write_function_ref(out, thunk_ref<std::decay_t<F>, Arguments, keep_result>());
   if constexpr (is_plain_function_v<std::decay_t<F>>) {
     if (target == nullptr) throw std::invalid_argument("the target is a null function pointer");
     write_function_ref(out, locate_function(reinterpret_cast<std::uintptr_t>(target)));
@@ -199,15 +202,35 @@ void write_call_header(Encoder& out, const F& target) {
   }
 }
 
-// The message for target(args...), ready to run in another process with run_call().
-template <class F, class... A>
+// Writes one argument as the type that travels (a tuple is written element by element, so
+// this matches reading the whole tuple). Move-only arguments (Connection) are not copied.
+template <class P, class A>
+void write_argument(Encoder& out, A&& argument) {
+  if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) {
+    write(out, static_cast<const P&>(argument));
+  } else {
+    const P converted(std::forward<A>(argument));
+    write(out, converted);
+  }
+}
+
+template <class Arguments, std::size_t... I, class... A>
+void write_arguments(Encoder& out, std::index_sequence<I...>, A&&... args) {
+  (write_argument<std::tuple_element_t<I, Arguments>>(out, std::forward<A>(args)), ...);
+}
+
+// The message for target(args...), ready to run in another process with run_call(). Checks
+// shippability at compile time first, so a user sees only the messages that say what to do.
+template <bool keep_result, class F, class... A>
 Message encode_call(const F& target, A&&... args) {
-  using Arguments = ArgumentsOf_t<F, A...>;
+  static_assert(check_shippable<keep_result, F, A...>());
   Message message;
-  {
+  if constexpr (ShippableCall<keep_result, F, A...>) {
+    using Arguments = ArgumentsOf_t<F, A...>;
     Encoder out(message);
-    write_call_header<F, Arguments>(out, target);
-    write(out, Arguments(std::forward<A>(args)...));
+    const std::decay_t<F> decayed = target;  // a function name becomes a pointer
+    write_call_header<std::decay_t<F>, Arguments, keep_result>(out, decayed);
+    write_arguments<Arguments>(out, std::index_sequence_for<A...>{}, std::forward<A>(args)...);
   }
   return message;
 }
@@ -217,7 +240,7 @@ Message encode_call(const F& target, A&&... args) {
 void run_call(Decoder& in, Encoder& out);
 
 // A result message from a worker: a status byte, then the value or an ExceptionRecord.
-enum class ResultStatus : std::uint8_t { value = 0, exception = 1 };
+enum class ResultStatus : std::uint8_t { value = 0, exception = 1, initializer_failed = 2 };
 
 // Decodes a result message: the value, or throws the rebuilt exception.
 template <class R>
