@@ -9,12 +9,18 @@
 // "fork". docs/design/processes.md explains the design; docs/python-mapping.md the names.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <exception>
+#include <iterator>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <ranges>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -472,6 +478,429 @@ class ProcessPoolExecutor : public futures::Executor {
     using type = detail::ShippedResult_t<F, A...>;
   };
 
+  internal::WorkerPool pool_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Pool
+// ---------------------------------------------------------------------------------------
+
+// Keyword arguments of Pool.
+struct PoolOptions {
+  // Empty: cpu_count(). 0: std::invalid_argument.
+  std::optional<std::size_t> processes{};
+  // Runs first in every worker, with its arguments: {.initializer = {function, arg...}}.
+  Initializer initializer{};
+  // A worker exits after this many tasks (a task is one chunk) and a fresh one replaces it.
+  // Empty: no limit. 0: std::invalid_argument.
+  std::optional<std::size_t> maxtasksperchild{};
+  // Python's Pool replaces a worker that dies and waits forever for its task; here the task
+  // fails with BrokenProcessPool (replace_worker), or the pool breaks (break_pool).
+  OnWorkerCrash on_worker_crash = OnWorkerCrash::replace_worker;
+};
+
+// The result of an asynchronous Pool call (multiprocessing.pool.AsyncResult). Copyable
+// handle; every method is thread-safe.
+template <class R>
+class AsyncResult {
+ public:
+  explicit AsyncResult(futures::Future<R> future) : future_(std::move(future)) {}
+  // Blocks until ready; the value, or rethrows the call's exception.
+  R get() const { return future_.result(); }
+  // As get(); TimeoutError when not ready within `timeout`.
+  template <class Rep, class Period>
+  R get(std::chrono::duration<Rep, Period> timeout) const {
+    return future_.result(timeout);
+  }
+  // Blocks until ready.
+  void wait() const { future_.exception(); }
+  // Blocks until ready or `timeout` passed; true when ready.
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) const {
+    try {
+      future_.exception(timeout);
+      return true;
+    } catch (const spindle::TimeoutError&) {
+      return false;
+    }
+  }
+  bool ready() const { return future_.done(); }
+  // Whether the call returned without an exception. std::invalid_argument when not ready
+  // (Python's ValueError).
+  bool successful() const {
+    if (!ready()) throw std::invalid_argument("the result is not ready");
+    return future_.exception() == nullptr;
+  }
+  // The underlying future (for as_completed, wait, add_done_callback).
+  const futures::Future<R>& future() const noexcept { return future_; }
+
+ private:
+  futures::Future<R> future_;
+};
+
+namespace detail {
+
+// What a map over F yields for elements E (std::monostate for a void function).
+template <class F, class E, bool star>
+struct MapRaw {
+  using type = std::invoke_result_t<F&, E&>;
+};
+template <class F, class... P>
+struct MapRaw<F, std::tuple<P...>, true> {
+  using type = std::invoke_result_t<F&, P&...>;
+};
+template <class F, class A, class B>
+struct MapRaw<F, std::pair<A, B>, true> {
+  using type = std::invoke_result_t<F&, A&, B&>;
+};
+template <class F, class E, bool star>
+struct MapResult {
+  using Raw = typename MapRaw<F, E, star>::type;
+  using type = std::conditional_t<std::is_void_v<Raw>, std::monostate, std::remove_cvref_t<Raw>>;
+};
+
+// Runs F over a chunk of elements in a worker; the results as one vector.
+template <class F, class E, bool star>
+void chunk_thunk(std::uintptr_t address, Decoder& in, Encoder& out) {
+  auto target = target_from<F>(address);
+  std::vector<E> items;
+  read(in, items);
+  using R = typename MapResult<F, E, star>::type;
+  std::vector<R> results;
+  results.reserve(items.size());
+  for (auto& item : items) {
+    auto call = [&]() -> decltype(auto) {
+      if constexpr (star) {
+        return std::apply(target, item);
+      } else {
+        return std::invoke(target, item);
+      }
+    };
+    if constexpr (std::is_void_v<decltype(call())>) {
+      call();
+      results.emplace_back();
+    } else {
+      results.push_back(call());
+    }
+  }
+  write(out, results);
+}
+
+// The element type that travels for map(F, range of V): the function's parameter for a
+// plain function, the value otherwise.
+template <class F, class V, bool star>
+struct ElementOf {
+  using type = Shipped<V>;
+};
+template <class F, class V>
+requires is_plain_function_v<F>
+struct ElementOf<F, V, false> {
+  using type = std::tuple_element_t<0, typename Signature<F>::Parameters>;
+};
+template <class F, class V>
+requires is_plain_function_v<F>
+struct ElementOf<F, V, true> {
+  using type = typename Signature<F>::Parameters;
+};
+
+template <class F, class E, bool star>
+constexpr bool check_mappable() {
+  static_assert(shippable_target_v<F>, SPINDLE_MP_TARGET_MESSAGE);
+  static_assert(serializable_v<E>,
+                "spindle::multiprocessing: the elements must be "
+                "serializable. " SPINDLE_MP_UNSERIALIZABLE_MESSAGE);
+  if constexpr (shippable_target_v<F> && serializable_v<E>) {
+    static_assert(
+        requires { typename MapRaw<F, E, star>::type; },
+        "spindle::multiprocessing: the function cannot be called with an element "
+        "(starmap: with the elements of a tuple)");
+  }
+  return true;
+}
+
+// One chunk of a map as a call message.
+template <class F, class E, bool star, class It>
+Message encode_chunk(const F& target, It first, It last) {
+  Message message;
+  Encoder out(message);
+  static const FunctionRef thunk =
+      locate_function(reinterpret_cast<std::uintptr_t>(&chunk_thunk<F, E, star>));
+  write_function_ref(out, thunk);
+  if constexpr (is_plain_function_v<F>) {
+    write_function_ref(out, locate_function(reinterpret_cast<std::uintptr_t>(target)));
+  } else {
+    write_function_ref(out, FunctionRef{});
+  }
+  std::vector<E> items;
+  items.reserve(static_cast<std::size_t>(std::distance(first, last)));
+  for (; first != last; ++first)
+    items.push_back(static_cast<E>(*first));
+  write(out, items);
+  return message;
+}
+
+// Python's automatic chunk size: about four chunks per worker.
+inline std::size_t automatic_chunksize(std::size_t items, std::size_t workers) {
+  if (items == 0) return 1;
+  const std::size_t per = workers * 4;
+  return items / per + (items % per != 0 ? 1 : 0);
+}
+
+}  // namespace detail
+
+// The results of imap / imap_unordered: an input range yielding each result as it is
+// needed, blocking for it (rethrowing its exception). Move-only.
+template <class R>
+class IMapResults {
+ public:
+  IMapResults(std::vector<futures::Future<std::vector<R>>> chunks, bool ordered)
+      : chunks_(std::move(chunks)), ordered_(ordered), order_(std::make_shared<Order>()) {
+    if (!ordered_) {
+      for (std::size_t i = 0; i < chunks_.size(); ++i) {
+        chunks_[i].add_done_callback([order = order_, i](const futures::Future<std::vector<R>>&) {
+          std::lock_guard lock(order->mutex);
+          order->done.push_back(i);
+          order->ready.notify_one();
+        });
+      }
+    }
+  }
+
+  // The next result; blocks until it is ready. std::out_of_range when there is none left
+  // (Python's StopIteration).
+  R next() {
+    while (position_ >= current_.size()) {
+      if (taken_ == chunks_.size()) throw std::out_of_range("no more results");
+      std::size_t index = taken_;
+      if (!ordered_) {
+        std::unique_lock lock(order_->mutex);
+        order_->ready.wait(lock, [&] { return !order_->done.empty(); });
+        index = order_->done.front();
+        order_->done.pop_front();
+      }
+      ++taken_;
+      current_ = chunks_[index].result();
+      position_ = 0;
+    }
+    return std::move(current_[position_++]);
+  }
+  bool exhausted() { return position_ >= current_.size() && taken_ == chunks_.size(); }
+
+  class iterator {
+   public:
+    using value_type = R;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(IMapResults* owner) : owner_(owner) { advance(); }
+    const R& operator*() const { return *value_; }
+    iterator& operator++() {
+      advance();
+      return *this;
+    }
+    void operator++(int) { advance(); }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) {
+      return it.owner_ == nullptr;
+    }
+
+   private:
+    void advance() {
+      if (owner_->exhausted()) {
+        owner_ = nullptr;
+        return;
+      }
+      value_ = owner_->next();
+    }
+    IMapResults* owner_ = nullptr;
+    std::optional<R> value_;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() { return {}; }
+
+ private:
+  struct Order {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<std::size_t> done;
+  };
+  std::vector<futures::Future<std::vector<R>>> chunks_;
+  bool ordered_;
+  std::shared_ptr<Order> order_;
+  std::size_t taken_ = 0;
+  std::vector<R> current_;
+  std::size_t position_ = 0;
+};
+
+// A pool of worker processes (multiprocessing.Pool). Every method is thread-safe. Functions
+// are plain functions or lambdas without captures; elements and results serializable.
+class Pool {
+ public:
+  explicit Pool(PoolOptions options = {});
+  // Blocks: terminate(), as Python's `with Pool() as pool:` does on exit.
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // function(element) for every element, in chunks (chunksize empty: about four chunks per
+  // worker); blocks for the results, in order. Rethrows the first failed element's exception.
+  // std::invalid_argument after close() or terminate() (Python's "Pool not running").
+  template <class F, std::ranges::input_range Range>
+  auto map(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
+    return map_async(std::forward<F>(function), std::forward<Range>(items), chunksize).get();
+  }
+  // As map(), not blocking: an AsyncResult for the vector of results.
+  template <class F, std::ranges::input_range Range>
+  auto map_async(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
+    return gather(submit_chunks<false>(function, items, chunksize, true));
+  }
+  // function(a, b, ...) for every tuple (a, b, ...) in `items`, as map().
+  template <class F, std::ranges::input_range Range>
+  auto starmap(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
+    return starmap_async(std::forward<F>(function), std::forward<Range>(items), chunksize).get();
+  }
+  template <class F, std::ranges::input_range Range>
+  auto starmap_async(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
+    return gather(submit_chunks<true>(function, items, chunksize, true));
+  }
+  // Lazy results in input order (imap) or as they complete (imap_unordered); chunks of
+  // `chunksize` elements (default 1).
+  template <class F, std::ranges::input_range Range>
+  auto imap(F&& function, Range&& items, std::size_t chunksize = 1) {
+    auto chunks = submit_chunks<false>(function, items, chunksize, false);
+    return IMapResults<typename decltype(chunks.front().result())::value_type>(std::move(chunks),
+                                                                               true);
+  }
+  template <class F, std::ranges::input_range Range>
+  auto imap_unordered(F&& function, Range&& items, std::size_t chunksize = 1) {
+    auto chunks = submit_chunks<false>(function, items, chunksize, false);
+    return IMapResults<typename decltype(chunks.front().result())::value_type>(std::move(chunks),
+                                                                               false);
+  }
+  // function(args...) in a worker; blocks for the result.
+  template <class F, class... A>
+  auto apply(F&& function, A&&... args) {
+    return apply_async(std::forward<F>(function), std::forward<A>(args)...).get();
+  }
+  template <class F, class... A>
+  auto apply_async(F&& function, A&&... args) {
+    detail::Message call = detail::encode_call<true>(function, std::forward<A>(args)...);
+    using R = typename ResultOf<detail::ShippableCall<true, F, A...>, F, A...>::type;
+    auto pending = std::make_unique<internal::FutureCall<R>>(std::move(call));
+    AsyncResult<R> result(pending->future);
+    submit(std::move(pending));
+    return result;
+  }
+
+  // No more tasks; the workers exit once the submitted ones are done. Non-blocking.
+  void close();
+  // Stops the workers now; unfinished results fail with BrokenProcessPool. Blocks until the
+  // workers are gone.
+  void terminate();
+  // Blocks until the workers have exited. std::invalid_argument unless close() or
+  // terminate() came first (Python's "Pool is still running").
+  void join();
+  std::size_t processes() const noexcept { return pool_.workers(); }
+
+ private:
+  template <bool shippable, class F, class... A>
+  struct ResultOf {
+    using type = int;
+  };
+  template <class F, class... A>
+  struct ResultOf<true, F, A...> {
+    using type = detail::ShippedResult_t<F, A...>;
+  };
+
+  void submit(std::unique_ptr<internal::PendingCall> call);
+
+  template <bool star, class F, class Range>
+  auto submit_chunks(const F& function, Range& items, std::optional<std::size_t> chunksize,
+                     bool automatic) {
+    using Target = std::decay_t<F>;
+    using E = typename detail::ElementOf<Target, std::ranges::range_value_t<Range>, star>::type;
+    static_assert(detail::check_mappable<Target, E, star>());
+    using R = typename detail::MapResult<Target, E, star>::type;
+    if (chunksize && *chunksize == 0) throw std::invalid_argument("chunksize must be >= 1");
+    std::vector<futures::Future<std::vector<R>>> chunks;
+    const Target target = function;
+    auto run = [&](auto first, auto last) {
+      const std::size_t size = static_cast<std::size_t>(std::distance(first, last));
+      const std::size_t step =
+          chunksize ? *chunksize : (automatic ? detail::automatic_chunksize(size, processes()) : 1);
+      while (first != last) {
+        auto stop = first;
+        std::advance(stop, std::min<std::size_t>(
+                               step, static_cast<std::size_t>(std::distance(first, last))));
+        auto pending = std::make_unique<internal::FutureCall<std::vector<R>>>(
+            detail::encode_chunk<Target, E, star>(target, first, stop));
+        chunks.push_back(pending->future);
+        submit(std::move(pending));
+        first = stop;
+      }
+    };
+    if constexpr (std::ranges::forward_range<Range>) {
+      run(std::ranges::begin(items), std::ranges::end(items));
+    } else {
+      std::vector<std::ranges::range_value_t<Range>> copy(std::ranges::begin(items),
+                                                          std::ranges::end(items));
+      run(copy.begin(), copy.end());
+    }
+    return chunks;
+  }
+
+  // One AsyncResult for the concatenated chunks.
+  template <class R>
+  static AsyncResult<std::vector<R>> gather(std::vector<futures::Future<std::vector<R>>> chunks) {
+    futures::Future<std::vector<R>> all;
+    if (chunks.empty()) {
+      all.set_running_or_notify_cancel();
+      all.set_result({});
+      return AsyncResult<std::vector<R>>(all);
+    }
+    struct State {
+      std::mutex mutex;
+      std::vector<std::vector<R>> parts;
+      std::size_t left;
+      bool failed = false;
+      futures::Future<std::vector<R>> all;
+    };
+    auto state = std::make_shared<State>();
+    state->parts.resize(chunks.size());
+    state->left = chunks.size();
+    state->all = all;
+    all.set_running_or_notify_cancel();
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+      chunks[i].add_done_callback([state, i](const futures::Future<std::vector<R>>& chunk) {
+        std::exception_ptr error = chunk.cancelled()
+                                       ? std::make_exception_ptr(futures::CancelledError())
+                                       : chunk.exception();
+        std::unique_lock lock(state->mutex);
+        if (state->failed) return;
+        if (error) {
+          state->failed = true;
+          lock.unlock();
+          state->all.set_exception(error);
+          return;
+        }
+        state->parts[i] = chunk.result();
+        if (--state->left != 0) return;
+        std::size_t total = 0;
+        for (const auto& part : state->parts)
+          total += part.size();
+        std::vector<R> joined;
+        joined.reserve(total);
+        for (auto& part : state->parts) {
+          std::move(part.begin(), part.end(), std::back_inserter(joined));
+        }
+        lock.unlock();
+        state->all.set_result(std::move(joined));
+      });
+    }
+    return AsyncResult<std::vector<R>>(all);
+  }
+
+  enum class State { running, closed, terminated };
+  mutable std::mutex mutex_;
+  State state_ = State::running;
   internal::WorkerPool pool_;
 };
 

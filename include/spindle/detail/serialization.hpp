@@ -409,7 +409,7 @@ void read(Decoder& in, T& value) {
   } else if constexpr (IsVector<T>::value || IsArray<T>::value) {
     using E = typename T::value_type;
     if constexpr (IsVector<T>::value) {
-      value.resize(in.size(raw_copyable_v<E> ? sizeof(E) : 1));
+      value.resize(in.size(raw_copyable_v<E> ? sizeof(E) : (std::is_empty_v<E> ? 0 : 1)));
     }
     if constexpr (raw_copyable_v<E> && !std::is_same_v<T, std::vector<bool>>) {
       in.raw(value.data(), value.size() * sizeof(E));
