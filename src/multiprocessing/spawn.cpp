@@ -182,7 +182,6 @@ class Spawner {
         std::lock_guard lock(parent_ends_mutex);
         siblings.assign(parent_ends().begin(), parent_ends().end());
       }
-      std::fflush(nullptr);  // buffered output is not printed twice
       pid = ::fork();
       if (pid < 0) {
         const int error = errno;
@@ -219,6 +218,9 @@ Spawner& spawner() {
 
 Child start_child() {
   (void)&worker_entry;
+  // What this process printed so far comes before what the child prints.
+  std::cout.flush();
+  std::fflush(nullptr);
   return spawner().start();
 }
 
