@@ -631,11 +631,19 @@ Message encode_chunk(const F& target, It first, It last) {
   } else {
     write_function_ref(out, FunctionRef{});
   }
-  std::vector<E> items;
-  items.reserve(static_cast<std::size_t>(std::distance(first, last)));
-  for (; first != last; ++first)
-    items.push_back(static_cast<E>(*first));
-  write(out, items);
+  const auto count = static_cast<std::size_t>(std::distance(first, last));
+  if constexpr (std::contiguous_iterator<It> && std::is_same_v<std::iter_value_t<It>, E> &&
+                raw_copyable_v<E>) {
+    out.size(count);  // what write(std::vector<E>) writes, without the copy
+    out.raw(std::to_address(first), count * sizeof(E));
+  } else {
+    std::vector<E> items;
+    items.reserve(count);
+    for (; first != last; ++first) {
+      items.push_back(static_cast<E>(*first));
+    }
+    write(out, items);
+  }
   return message;
 }
 

@@ -308,6 +308,14 @@ bool FrameReader::fill(bool block) {
 
 // ---- FrameWriter ----
 
+FrameWriter::~FrameWriter() {
+  for (Chunk& chunk : chunks_) {
+    for (int fd : chunk.fds) {
+      close_fd(fd);
+    }
+  }
+}
+
 void FrameWriter::push(Message&& message) {
   Chunk chunk;
   chunk.bytes.reserve(frame_header_size + message.bytes.size());

@@ -61,6 +61,7 @@ class FrameReader {
 class FrameWriter {
  public:
   FrameWriter() = default;
+  ~FrameWriter();  // closes the descriptors of frames never sent
   FrameWriter(const FrameWriter&) = delete;
   FrameWriter& operator=(const FrameWriter&) = delete;
   // Queues a frame (takes its descriptors).
