@@ -134,6 +134,12 @@ void take_fds(std::deque<int>& from, std::size_t count, std::vector<int>& to) {
 std::pair<int, int> socket_pair() {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw_errno("socketpair");
+  // A larger send buffer (the kernel caps it at net.core.wmem_max) lets a big message cross
+  // in fewer hand-offs between writer and reader. Memory is only used while data is queued.
+  const int buffer = 1 << 20;
+  for (int fd : fds) {
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer, sizeof buffer);
+  }
   return {fds[0], fds[1]};
 }
 
