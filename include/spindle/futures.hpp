@@ -588,6 +588,24 @@ class MapResults {
 };
 }  // namespace internal
 
+class Executor;
+
+namespace internal {
+// Executors that run calls in other processes (multiprocessing's ProcessPoolExecutor) cannot
+// take a closure: Executor::submit hands them the call itself through submit_elsewhere, found
+// by argument-dependent lookup. <spindle/multiprocessing.hpp> overloads it (ElsewhereTag)
+// for the calls it can ship; this fallback refuses the others.
+struct ElsewhereFallback {};
+struct ElsewhereTag : ElsewhereFallback {};
+template <class R, class F, class... A>
+[[noreturn]] Future<R> submit_elsewhere(ElsewhereFallback, std::type_identity<R>, Executor&, F&&,
+                                        A&&...) {
+  throw std::invalid_argument(
+      "this executor runs calls in other processes: submit a plain function or a lambda "
+      "without captures, with serializable arguments and result");
+}
+}  // namespace internal
+
 // An object that runs calls asynchronously (concurrent.futures.Executor). submit() and map()
 // are thread-safe and never block. A derived executor's destructor calls shutdown(true).
 class Executor {
@@ -605,6 +623,10 @@ class Executor {
   auto submit(F&& function, A&&... args) {
     // A call returning a reference yields a copy of the value, as std::async does.
     using R = std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>>;
+    if (runs_calls_elsewhere_) [[unlikely]] {
+      return submit_elsewhere(internal::ElsewhereTag{}, std::type_identity<R>{}, *this,
+                              std::forward<F>(function), std::forward<A>(args)...);
+    }
     auto call = [function = std::forward<F>(function),
                  arguments =
                      std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)]() mutable -> R {
@@ -657,7 +679,10 @@ class Executor {
     constexpr auto indices = std::index_sequence_for<Rs...>{};
     while (!any_at_end(indices)) {
       futures.push_back(std::apply(
-          [&](auto&... its) {
+          [&](auto&... its) -> Future<R> {
+            if constexpr (std::is_copy_constructible_v<Shared>) {
+              if (runs_calls_elsewhere_) return submit(*shared, *its...);  // ships the function
+            }
             return submit([shared](auto... values) -> R { return std::invoke(*shared, values...); },
                           *its...);
           },
@@ -672,9 +697,16 @@ class Executor {
   virtual void shutdown(bool wait = true, bool cancel_futures = false) = 0;
 
  protected:
+  // For executors that run calls in other processes (see internal::ElsewhereTag).
+  explicit Executor(bool runs_calls_elsewhere) noexcept
+      : runs_calls_elsewhere_(runs_calls_elsewhere) {}
+
   // Takes one reference to `task` and arranges for task->execute() to run. Throws (taking
   // nothing) when it cannot: std::logic_error after shutdown, BrokenExecutor when broken.
   virtual void enqueue(spindle::detail::FutureCore* task) = 0;
+
+ private:
+  bool runs_calls_elsewhere_ = false;
 };
 
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+// Framed messages over Unix stream sockets: a 16-byte header (magic, descriptor count,
+// payload length) and the payload; descriptors ride on the header's first byte
+// (SCM_RIGHTS). A payload larger than the socket buffer is written and read in pieces.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "spindle/detail/serialization.hpp"
+#include "spindle/detail/timeout.hpp"
+
+namespace spindle::multiprocessing::detail {
+
+inline constexpr std::uint32_t frame_magic = 0x504D5053;  // "SPMP"
+inline constexpr std::size_t frame_header_size = 16;
+inline constexpr std::uint64_t max_frame_length = std::uint64_t{1} << 40;
+inline constexpr std::size_t max_frame_fds = 64;
+
+// A connected pair of Unix stream sockets, close-on-exec. std::system_error on failure.
+std::pair<int, int> socket_pair();
+void close_fd(int fd) noexcept;
+void set_nonblocking(int fd);
+
+// Blocking: writes one frame (all of it). std::system_error (EPIPE when the reader is gone).
+void send_frame(int fd, const Message& message);
+// Blocking: reads one frame. false at a clean end of stream before a header; CorruptMessage
+// for a bad header or a stream that ends inside a frame.
+bool recv_frame(int fd, Message& out);
+// Waits until `fd` is readable (or at end of stream); false when the deadline passed first.
+bool wait_readable(int fd, const spindle::detail::Clock::time_point* deadline);
+
+// Reads frames from a socket into a buffer, many per system call.
+class FrameReader {
+ public:
+  explicit FrameReader(int fd) : fd_(fd) {}
+  ~FrameReader();
+  FrameReader(const FrameReader&) = delete;
+  FrameReader& operator=(const FrameReader&) = delete;
+  // Moves a complete buffered frame into `out`; false if none is complete yet.
+  // CorruptMessage for a bad header.
+  bool pop(Message& out);
+  // Reads what the socket has (blocking until something arrives when `block`); false at end
+  // of stream. A non-blocking read with nothing available returns true.
+  bool fill(bool block);
+  bool buffered() const { return begin_ < buffer_.size(); }
+
+ private:
+  int fd_;
+  std::string buffer_;
+  std::size_t begin_ = 0;
+  std::deque<int> fds_;
+};
+
+// Frames waiting to be written to a non-blocking socket.
+class FrameWriter {
+ public:
+  FrameWriter() = default;
+  ~FrameWriter();  // closes the descriptors of frames never sent
+  FrameWriter(const FrameWriter&) = delete;
+  FrameWriter& operator=(const FrameWriter&) = delete;
+  // Queues a frame (takes its descriptors).
+  void push(Message&& message);
+  // Writes as much as the socket takes; true when everything queued is written.
+  // std::system_error when the peer is gone.
+  bool flush(int fd);
+  // Blocks until everything queued is written.
+  void flush_blocking(int fd);
+  bool empty() const { return chunks_.empty(); }
+
+ private:
+  struct Chunk {
+    std::string bytes;  // header + payload
+    std::vector<int> fds;
+    std::size_t sent = 0;
+  };
+  std::deque<Chunk> chunks_;
+};
+
+}  // namespace spindle::multiprocessing::detail

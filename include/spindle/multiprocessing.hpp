@@ -1,0 +1,942 @@
+// spindle::multiprocessing — Python's `multiprocessing` (and
+// concurrent.futures.ProcessPoolExecutor) for C++: processes of the same program running
+// plain functions, pipes between them, and pools of worker processes.
+//
+// What crosses a process boundary (arguments, results, messages) is serialized with cereal
+// (see spindle/detail/serialization.hpp for the rules); a target is a plain function or a
+// lambda without captures, found again in the other process's copy of the program. Workers
+// start with "spawn" (re-executing this program, which enters worker mode before main) or
+// "fork". docs/design/processes.md explains the design; docs/python-mapping.md the names.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <ranges>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "spindle/detail/process_call.hpp"
+#include "spindle/detail/process_channel.hpp"
+#include "spindle/detail/serialization.hpp"
+#include "spindle/detail/timeout.hpp"
+#include "spindle/errors.hpp"
+#include "spindle/futures.hpp"
+
+namespace spindle {
+
+// recv() on a connection whose other end is closed and whose data is drained (Python's
+// EOFError).
+class EOFError : public Error {
+ public:
+  EOFError() : Error("the other end of the connection is closed") {}
+  using Error::Error;
+};
+
+// An exception raised in another process whose type cannot be rebuilt here: what() is the
+// original what(), type_name() the original (demangled) type.
+class RemoteError : public Error {
+ public:
+  RemoteError(std::string type_name, const std::string& message)
+      : Error(message), type_name_(std::move(type_name)) {}
+  const std::string& type_name() const noexcept { return type_name_; }
+
+ private:
+  std::string type_name_;
+};
+
+}  // namespace spindle
+
+namespace spindle::futures {
+// A worker process of a ProcessPoolExecutor or Pool ended abruptly, or failed to start
+// (concurrent.futures.process.BrokenProcessPool).
+class BrokenProcessPool : public BrokenExecutor {
+ public:
+  using BrokenExecutor::BrokenExecutor;
+};
+}  // namespace spindle::futures
+
+namespace spindle::multiprocessing {
+
+using spindle::EOFError;
+using spindle::RemoteError;
+using spindle::futures::BrokenProcessPool;
+
+// The number of CPUs in the system (os.cpu_count()). Non-blocking, thread-safe.
+std::size_t cpu_count();
+
+// ---------------------------------------------------------------------------------------
+// Pipe and Connection
+// ---------------------------------------------------------------------------------------
+
+namespace internal {
+// The untyped part of a Connection: one end of a socket pair and what it may do.
+class ConnectionCore {
+ public:
+  ConnectionCore() = default;
+  ConnectionCore(int fd, bool readable, bool writable) noexcept
+      : fd_(fd), readable_(readable), writable_(writable) {}
+  ConnectionCore(ConnectionCore&& other) noexcept
+      : fd_(std::exchange(other.fd_, -1)), readable_(other.readable_), writable_(other.writable_) {}
+  ConnectionCore& operator=(ConnectionCore&& other) noexcept;
+  ~ConnectionCore() { close(); }
+
+  void send(const detail::Message& message);
+  detail::Message recv();
+  bool poll(const spindle::detail::Clock::time_point* deadline);
+  void close() noexcept;
+  bool closed() const noexcept { return fd_ < 0; }
+  bool readable() const noexcept { return readable_; }
+  bool writable() const noexcept { return writable_; }
+  int fileno() const;
+
+  // For cereal: the descriptor travels with the message (the sender keeps its own).
+  void save(cereal::BinaryOutputArchive& archive) const;
+  void load(cereal::BinaryInputArchive& archive);
+
+ private:
+  int fd_ = -1;
+  bool readable_ = false;
+  bool writable_ = false;
+};
+}  // namespace internal
+
+// One end of a Pipe carrying values of type T (Python's multiprocessing.connection
+// .Connection). Move-only; it can be passed as an argument to a Process or a pool task, and
+// the other process gets its own handle to the same channel. send() and recv() may run at
+// once from two threads; otherwise one thread at a time.
+template <class T>
+class Connection {
+  static_assert(detail::serializable_v<T>, SPINDLE_MP_UNSERIALIZABLE_MESSAGE);
+
+ public:
+  // A closed connection (what a moved-from one is).
+  Connection() = default;
+
+  // Sends `value`. Blocks while the channel is full (a value larger than the pipe's buffer
+  // is sent in pieces as the reader takes them). std::logic_error on a read-only end or
+  // after close(); std::system_error (EPIPE) when the other end is gone.
+  void send(const T& value) {
+    check_open("send");
+    if (!core_.writable()) throw std::logic_error("send on a read-only Connection");
+    core_.send(detail::encode(value));
+  }
+
+  // Blocks until a value arrives and returns it. EOFError when the other end is closed and
+  // nothing is left; std::logic_error on a write-only end or after close().
+  T recv() {
+    check_open("recv");
+    if (!core_.readable()) throw std::logic_error("recv on a write-only Connection");
+    return detail::decode<T>(core_.recv());
+  }
+
+  // Whether recv() would not block (data, or the other end closed). Waits up to `timeout`
+  // (zero: just looks). std::invalid_argument for a negative timeout.
+  template <class Rep = std::int64_t, class Period = std::milli>
+  bool poll(
+      std::chrono::duration<Rep, Period> timeout = std::chrono::duration<Rep, Period>::zero()) {
+    check_open("poll");
+    if (!core_.readable()) throw std::logic_error("poll on a write-only Connection");
+    const auto deadline = spindle::detail::deadline_after(timeout);
+    return core_.poll(&deadline);
+  }
+  // poll(None): blocks until recv() would not block.
+  bool poll_forever() {
+    check_open("poll");
+    return core_.poll(nullptr);
+  }
+
+  // Closes this end. Safe to call again.
+  void close() noexcept { core_.close(); }
+  bool closed() const noexcept { return core_.closed(); }
+  bool readable() const noexcept { return core_.readable(); }
+  bool writable() const noexcept { return core_.writable(); }
+  // The descriptor (std::logic_error when closed).
+  int fileno() const { return core_.fileno(); }
+
+  // cereal: passes the connection to another process.
+  template <class Archive>
+  void save(Archive& archive) const {
+    core_.save(archive);
+  }
+  template <class Archive>
+  void load(Archive& archive) {
+    core_.load(archive);
+  }
+
+ private:
+  template <class U>
+  friend std::pair<Connection<U>, Connection<U>> Pipe(bool duplex);
+  explicit Connection(internal::ConnectionCore core) : core_(std::move(core)) {}
+  void check_open(const char* operation) const {
+    if (core_.closed()) {
+      throw std::logic_error(std::string(operation) + " on a closed Connection");
+    }
+  }
+  internal::ConnectionCore core_;
+};
+
+namespace internal {
+std::pair<ConnectionCore, ConnectionCore> make_pipe(bool duplex);
+}
+
+// A pair of connected ends (multiprocessing.Pipe). duplex: both ends send and receive;
+// otherwise the first only receives and the second only sends. std::system_error when the
+// system has no descriptors left.
+template <class T>
+std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true) {
+  auto [first, second] = internal::make_pipe(duplex);
+  return {Connection<T>(std::move(first)), Connection<T>(std::move(second))};
+}
+
+// ---------------------------------------------------------------------------------------
+// Start methods
+// ---------------------------------------------------------------------------------------
+
+// How new processes start (multiprocessing.set_start_method):
+//  "spawn" (default): a fresh run of this program (/proc/self/exe) that enters worker mode
+//    before main; safe when the parent runs threads.
+//  "fork": a copy of the parent; only for programs that know they are single-threaded.
+// std::invalid_argument for another name; std::logic_error when the method was already set
+// and `force` is false (as Python). Thread-safe.
+void set_start_method(std::string_view method, bool force = false);
+// "spawn" or "fork". Thread-safe.
+std::string get_start_method();
+// The start methods this platform offers: {"spawn", "fork"}.
+std::vector<std::string> get_all_start_methods();
+
+// ---------------------------------------------------------------------------------------
+// Process
+// ---------------------------------------------------------------------------------------
+
+// Keyword arguments of Process.
+struct ProcessOptions {
+  // Empty: "Process-N".
+  std::string name{};
+  // Empty: inherit current_process().daemon(), as Python. A daemon child is terminated when
+  // its parent exits; the parent waits for the others at exit.
+  std::optional<bool> daemon{};
+};
+
+namespace internal {
+struct ProcessState;
+}
+namespace detail {
+void set_current_identity(std::string name, bool daemon);
+}
+
+// A child process running target(args...) (multiprocessing.Process). The target is a plain
+// function or a lambda without captures; the arguments are serialized when the Process is
+// constructed and rebuilt in the child. An exception escaping the target is printed on the
+// child's stderr ("Process NAME:" and "TYPE: what()") and gives exit code 1.
+//
+// Whatever happens to the parent (exit, crash, SIGKILL), the child does not outlive it.
+// Every method is thread-safe. Movable; destroying a started Process does not wait (the
+// child is still joined at program exit, unless it is a daemon, which is terminated).
+class Process {
+ public:
+  template <class F, class... A>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, ProcessOptions>) explicit Process(F&& target,
+                                                                                     A&&... args)
+      : Process(ProcessOptions{}, std::forward<F>(target), std::forward<A>(args)...) {}
+  template <class F, class... A>
+  Process(ProcessOptions options, F&& target, A&&... args)
+      : Process(std::move(options), detail::encode_call<false>(target, std::forward<A>(args)...)) {}
+  Process(Process&& other) noexcept;
+  Process& operator=(Process&& other) noexcept;
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  // Does not wait for the child.
+  ~Process();
+
+  // Starts the child. Blocks until it is running (about a millisecond with "spawn").
+  // std::logic_error if started before, or when called in a daemon process (daemons may not
+  // have children); std::system_error when the system cannot start a process.
+  void start();
+  // Blocks until the child has ended. std::logic_error before start().
+  void join();
+  // As join(), giving up after `timeout`; true when the child has ended.
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> timeout) {
+    const auto deadline = spindle::detail::deadline_after(timeout);
+    return join_until(&deadline);
+  }
+  // Started and not ended. Non-blocking.
+  bool is_alive() const;
+  // Empty while not started or running; the exit status once ended, negative -N when signal
+  // N ended it. Non-blocking.
+  std::optional<int> exitcode() const;
+  // The child's process id; 0 before start().
+  int pid() const;
+  // Sends SIGTERM (terminate) or SIGKILL (kill). Nothing when the child has ended.
+  void terminate();
+  void kill();
+  std::string name() const;
+  void set_name(std::string name);
+  bool daemon() const;
+  // std::logic_error after start().
+  void set_daemon(bool daemon);
+
+ private:
+  friend Process& current_process();
+  friend std::vector<Process*> active_children();
+  friend void detail::set_current_identity(std::string name, bool daemon);
+  Process(ProcessOptions options, detail::Message call);
+  explicit Process(std::shared_ptr<internal::ProcessState> state);
+  bool join_until(const spindle::detail::Clock::time_point* deadline);
+
+  std::shared_ptr<internal::ProcessState> state_;
+};
+
+// The Process object of this process: "MainProcess" in the parent, the child's own Process
+// (name, daemon, pid) in a child. Thread-safe.
+Process& current_process();
+// The live children started by this process, reaping those that ended (Python's
+// active_children()). Only children whose Process object still exists are listed.
+std::vector<Process*> active_children();
+
+// ---------------------------------------------------------------------------------------
+// Worker pools: the machinery shared by ProcessPoolExecutor and Pool
+// ---------------------------------------------------------------------------------------
+
+// What a pool does when a worker process dies while it has work (abort, segfault, SIGKILL):
+//  break_pool (Python's rule): the pool is broken; every pending call fails with
+//    BrokenProcessPool and new submissions throw it.
+//  replace_worker: only the call that was running fails (BrokenProcessPool); the calls queued
+//    behind it run on a fresh worker that replaces the dead one.
+enum class OnWorkerCrash { break_pool, replace_worker };
+inline constexpr OnWorkerCrash break_pool = OnWorkerCrash::break_pool;
+inline constexpr OnWorkerCrash replace_worker = OnWorkerCrash::replace_worker;
+
+// A function run first in every worker, with its arguments: `.initializer = {function,
+// arg...}` (Python's initializer= and initargs= together), or `.initializer = function`.
+// The arguments are serialized when the Initializer is made. Copyable.
+class Initializer {
+ public:
+  Initializer() = default;
+  template <class F, class... A>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, Initializer>)
+      Initializer(F&& function, A&&... args)  // NOLINT: converting, for designated initializers
+      : call_(std::make_shared<const detail::Message>(
+            detail::encode_call<false>(function, std::forward<A>(args)...))) {}
+  explicit operator bool() const noexcept { return call_ != nullptr; }
+  const std::shared_ptr<const detail::Message>& call() const noexcept { return call_; }
+
+ private:
+  std::shared_ptr<const detail::Message> call_;
+};
+
+namespace internal {
+
+// A call waiting for, or running on, a worker; completed by the pool's collector thread.
+class PendingCall {
+ public:
+  explicit PendingCall(detail::Message call) : call(std::move(call)) {}
+  virtual ~PendingCall() = default;
+  // Marks the call running; false if it was cancelled (it is then dropped).
+  virtual bool start() = 0;
+  // The worker's result message.
+  virtual void complete(detail::Message&& result) noexcept = 0;
+  virtual void fail(std::exception_ptr error) noexcept = 0;
+  // Cancels a call not yet started; true if it is now cancelled.
+  virtual bool cancel() = 0;
+
+  detail::Message call;
+  bool started = false;
+};
+
+// A call whose result goes to a Future<R>.
+template <class R>
+class FutureCall final : public PendingCall {
+ public:
+  using PendingCall::PendingCall;
+  bool start() override { return future.set_running_or_notify_cancel(); }
+  void complete(detail::Message&& result) noexcept override {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        detail::decode_result<void>(std::move(result));
+        future.set_result();
+      } else {
+        future.set_result(detail::decode_result<R>(std::move(result)));
+      }
+    } catch (...) {
+      fail(std::current_exception());
+    }
+  }
+  void fail(std::exception_ptr error) noexcept override {
+    try {
+      future.set_exception(std::move(error));
+    } catch (...) {  // completed by hand already: that result stands
+    }
+  }
+  bool cancel() override { return future.cancel(); }
+
+  futures::Future<R> future;
+};
+
+struct WorkerPoolOptions {
+  std::size_t workers = 1;
+  std::shared_ptr<const detail::Message> initializer;
+  std::size_t max_tasks_per_child = 0;  // 0: no limit
+  OnWorkerCrash on_worker_crash = OnWorkerCrash::break_pool;
+  std::string worker_name_prefix;  // workers are PREFIX-N
+  std::string kind;                // "ProcessPoolExecutor" or "Pool", for messages
+};
+
+class WorkerPoolCore;
+
+// Worker processes and the thread that feeds them and collects their results.
+class WorkerPool {
+ public:
+  explicit WorkerPool(WorkerPoolOptions options);
+  // Blocks: shutdown(true).
+  ~WorkerPool();
+  // Queues a call. std::logic_error after shutdown; BrokenProcessPool when broken.
+  void submit(std::unique_ptr<PendingCall> call);
+  // Stops accepting calls; cancel_futures cancels those not started; wait blocks until every
+  // call has finished and the workers have exited.
+  void shutdown(bool wait, bool cancel_futures);
+  // Kills the workers now; calls not finished fail with BrokenProcessPool. Blocks until the
+  // workers are gone.
+  void terminate();
+  std::size_t workers() const noexcept { return workers_; }
+
+ private:
+  std::size_t workers_;
+  std::unique_ptr<WorkerPoolCore> core_;
+};
+
+}  // namespace internal
+
+// ---------------------------------------------------------------------------------------
+// ProcessPoolExecutor
+// ---------------------------------------------------------------------------------------
+
+// Keyword arguments of ProcessPoolExecutor.
+struct ProcessPoolOptions {
+  // Empty: cpu_count(). 0: std::invalid_argument.
+  std::optional<std::size_t> max_workers{};
+  // Runs first in every worker; if it throws, the pool is broken (BrokenProcessPool).
+  Initializer initializer{};
+  // A worker exits after this many calls and a fresh one replaces it. Empty: no limit.
+  // 0: std::invalid_argument.
+  std::optional<std::size_t> max_tasks_per_child{};
+  // What a worker dying mid-call does; see OnWorkerCrash.
+  OnWorkerCrash on_worker_crash = OnWorkerCrash::break_pool;
+};
+
+// A pool of worker processes running submitted calls
+// (concurrent.futures.ProcessPoolExecutor). Workers start at the first submit, up to
+// max_workers, and run calls in the order they were submitted. submit() and map() are
+// thread-safe and do not block (a very large argument may wait for room in a worker's pipe).
+// Futures complete on the pool's collector thread, which runs their done callbacks.
+class ProcessPoolExecutor : public futures::Executor {
+ public:
+  explicit ProcessPoolExecutor(ProcessPoolOptions options = {});
+  // Blocks: shutdown(true).
+  ~ProcessPoolExecutor() override;
+
+  // Schedules function(args...) in a worker; a Future for its result. The function is a plain
+  // function or a lambda without captures, the arguments and result serializable (checked at
+  // compile time). std::logic_error after shutdown; BrokenProcessPool when broken. Through
+  // Executor&, a callable that cannot be shipped is std::invalid_argument instead.
+  template <class F, class... A>
+  auto submit(F&& function, A&&... args) {
+    detail::Message call = detail::encode_call<true>(function, std::forward<A>(args)...);
+    using R = typename ResultOf<detail::ShippableCall<true, F, A...>, F, A...>::type;
+    auto pending = std::make_unique<internal::FutureCall<R>>(std::move(call));
+    futures::Future<R> future = pending->future;
+    pool_.submit(std::move(pending));
+    return future;
+  }
+
+  void shutdown(bool wait = true, bool cancel_futures = false) override;
+  std::size_t max_workers() const noexcept { return pool_.workers(); }
+
+ protected:
+  // Only closures reach this (Executor::submit sends shippable calls to submit()).
+  void enqueue(spindle::detail::FutureCore* task) override;
+
+ private:
+  template <bool shippable, class F, class... A>
+  struct ResultOf {
+    using type = int;  // a compile-time error has been reported already
+  };
+  template <class F, class... A>
+  struct ResultOf<true, F, A...> {
+    using type = detail::ShippedResult_t<F, A...>;
+  };
+
+  internal::WorkerPool pool_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Pool
+// ---------------------------------------------------------------------------------------
+
+// Keyword arguments of Pool.
+struct PoolOptions {
+  // Empty: cpu_count(). 0: std::invalid_argument.
+  std::optional<std::size_t> processes{};
+  // Runs first in every worker, with its arguments: {.initializer = {function, arg...}}.
+  Initializer initializer{};
+  // A worker exits after this many tasks (a task is one chunk) and a fresh one replaces it.
+  // Empty: no limit. 0: std::invalid_argument.
+  std::optional<std::size_t> maxtasksperchild{};
+  // Python's Pool replaces a worker that dies and waits forever for its task; here the task
+  // fails with BrokenProcessPool (replace_worker), or the pool breaks (break_pool).
+  OnWorkerCrash on_worker_crash = OnWorkerCrash::replace_worker;
+};
+
+// The result of an asynchronous Pool call (multiprocessing.pool.AsyncResult). Copyable
+// handle; every method is thread-safe.
+template <class R>
+class AsyncResult {
+ public:
+  explicit AsyncResult(futures::Future<R> future) : future_(std::move(future)) {}
+  // Blocks until ready; the value, or rethrows the call's exception.
+  R get() const { return future_.result(); }
+  // As get(); TimeoutError when not ready within `timeout`.
+  template <class Rep, class Period>
+  R get(std::chrono::duration<Rep, Period> timeout) const {
+    return future_.result(timeout);
+  }
+  // Blocks until ready.
+  void wait() const { future_.exception(); }
+  // Blocks until ready or `timeout` passed; true when ready.
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) const {
+    try {
+      future_.exception(timeout);
+      return true;
+    } catch (const spindle::TimeoutError&) {
+      return false;
+    }
+  }
+  bool ready() const { return future_.done(); }
+  // Whether the call returned without an exception. std::invalid_argument when not ready
+  // (Python's ValueError).
+  bool successful() const {
+    if (!ready()) throw std::invalid_argument("the result is not ready");
+    return future_.exception() == nullptr;
+  }
+  // The underlying future (for as_completed, wait, add_done_callback).
+  const futures::Future<R>& future() const noexcept { return future_; }
+
+ private:
+  futures::Future<R> future_;
+};
+
+namespace detail {
+
+// What a map over F yields for elements E (std::monostate for a void function).
+template <class F, class E, bool star>
+struct MapRaw {
+  using type = std::invoke_result_t<F&, E&>;
+};
+template <class F, class... P>
+struct MapRaw<F, std::tuple<P...>, true> {
+  using type = std::invoke_result_t<F&, P&...>;
+};
+template <class F, class A, class B>
+struct MapRaw<F, std::pair<A, B>, true> {
+  using type = std::invoke_result_t<F&, A&, B&>;
+};
+template <class F, class E, bool star>
+struct MapResult {
+  using Raw = typename MapRaw<F, E, star>::type;
+  using type = std::conditional_t<std::is_void_v<Raw>, std::monostate, std::remove_cvref_t<Raw>>;
+};
+
+// Runs F over a chunk of elements in a worker; the results as one vector.
+template <class F, class E, bool star>
+void chunk_thunk(std::uintptr_t address, Decoder& in, Encoder& out) {
+  auto target = target_from<F>(address);
+  std::vector<E> items;
+  read(in, items);
+  using R = typename MapResult<F, E, star>::type;
+  std::vector<R> results;
+  results.reserve(items.size());
+  for (auto& item : items) {
+    auto call = [&]() -> decltype(auto) {
+      if constexpr (star) {
+        return std::apply(target, item);
+      } else {
+        return std::invoke(target, item);
+      }
+    };
+    if constexpr (std::is_void_v<decltype(call())>) {
+      call();
+      results.emplace_back();
+    } else {
+      results.push_back(call());
+    }
+  }
+  write(out, results);
+}
+
+// The element type that travels for map(F, range of V): the function's parameter for a
+// plain function, the value otherwise.
+template <class F, class V, bool star>
+struct ElementOf {
+  using type = Shipped<V>;
+};
+template <class F, class V>
+requires is_plain_function_v<F>
+struct ElementOf<F, V, false> {
+  using type = std::tuple_element_t<0, typename Signature<F>::Parameters>;
+};
+template <class F, class V>
+requires is_plain_function_v<F>
+struct ElementOf<F, V, true> {
+  using type = typename Signature<F>::Parameters;
+};
+
+template <class F, class E, bool star>
+constexpr bool check_mappable() {
+  static_assert(shippable_target_v<F>, SPINDLE_MP_TARGET_MESSAGE);
+  static_assert(serializable_v<E>,
+                "spindle::multiprocessing: the elements must be "
+                "serializable. " SPINDLE_MP_UNSERIALIZABLE_MESSAGE);
+  if constexpr (shippable_target_v<F> && serializable_v<E>) {
+    static_assert(
+        requires { typename MapRaw<F, E, star>::type; },
+        "spindle::multiprocessing: the function cannot be called with an element "
+        "(starmap: with the elements of a tuple)");
+  }
+  return true;
+}
+
+// One chunk of a map as a call message.
+template <class F, class E, bool star, class It>
+Message encode_chunk(const F& target, It first, It last) {
+  Message message;
+  Encoder out(message);
+  static const FunctionRef thunk =
+      locate_function(reinterpret_cast<std::uintptr_t>(&chunk_thunk<F, E, star>));
+  write_function_ref(out, thunk);
+  if constexpr (is_plain_function_v<F>) {
+    write_function_ref(out, locate_function(reinterpret_cast<std::uintptr_t>(target)));
+  } else {
+    write_function_ref(out, FunctionRef{});
+  }
+  const auto count = static_cast<std::size_t>(std::distance(first, last));
+  if constexpr (std::contiguous_iterator<It> && std::is_same_v<std::iter_value_t<It>, E> &&
+                raw_copyable_v<E>) {
+    out.size(count);  // what write(std::vector<E>) writes, without the copy
+    out.raw(std::to_address(first), count * sizeof(E));
+  } else {
+    std::vector<E> items;
+    items.reserve(count);
+    for (; first != last; ++first) {
+      items.push_back(static_cast<E>(*first));
+    }
+    write(out, items);
+  }
+  return message;
+}
+
+// Python's automatic chunk size: about four chunks per worker.
+inline std::size_t automatic_chunksize(std::size_t items, std::size_t workers) {
+  if (items == 0) return 1;
+  const std::size_t per = workers * 4;
+  return items / per + (items % per != 0 ? 1 : 0);
+}
+
+}  // namespace detail
+
+// The results of imap / imap_unordered: an input range yielding each result as it is
+// needed, blocking for it (rethrowing its exception). Move-only.
+template <class R>
+class IMapResults {
+ public:
+  IMapResults(std::vector<futures::Future<std::vector<R>>> chunks, bool ordered)
+      : chunks_(std::move(chunks)), ordered_(ordered), order_(std::make_shared<Order>()) {
+    if (!ordered_) {
+      for (std::size_t i = 0; i < chunks_.size(); ++i) {
+        chunks_[i].add_done_callback([order = order_, i](const futures::Future<std::vector<R>>&) {
+          std::lock_guard lock(order->mutex);
+          order->done.push_back(i);
+          order->ready.notify_one();
+        });
+      }
+    }
+  }
+
+  // The next result; blocks until it is ready. std::out_of_range when there is none left
+  // (Python's StopIteration).
+  R next() {
+    while (position_ >= current_.size()) {
+      if (taken_ == chunks_.size()) throw std::out_of_range("no more results");
+      std::size_t index = taken_;
+      if (!ordered_) {
+        std::unique_lock lock(order_->mutex);
+        order_->ready.wait(lock, [&] { return !order_->done.empty(); });
+        index = order_->done.front();
+        order_->done.pop_front();
+      }
+      ++taken_;
+      current_ = chunks_[index].result();
+      position_ = 0;
+    }
+    return std::move(current_[position_++]);
+  }
+  bool exhausted() { return position_ >= current_.size() && taken_ == chunks_.size(); }
+
+  class iterator {
+   public:
+    using value_type = R;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(IMapResults* owner) : owner_(owner) { advance(); }
+    const R& operator*() const { return *value_; }
+    iterator& operator++() {
+      advance();
+      return *this;
+    }
+    void operator++(int) { advance(); }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) {
+      return it.owner_ == nullptr;
+    }
+
+   private:
+    void advance() {
+      if (owner_->exhausted()) {
+        owner_ = nullptr;
+        return;
+      }
+      value_ = owner_->next();
+    }
+    IMapResults* owner_ = nullptr;
+    std::optional<R> value_;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() { return {}; }
+
+ private:
+  struct Order {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<std::size_t> done;
+  };
+  std::vector<futures::Future<std::vector<R>>> chunks_;
+  bool ordered_;
+  std::shared_ptr<Order> order_;
+  std::size_t taken_ = 0;
+  std::vector<R> current_;
+  std::size_t position_ = 0;
+};
+
+// A pool of worker processes (multiprocessing.Pool). Every method is thread-safe. Functions
+// are plain functions or lambdas without captures; elements and results serializable.
+class Pool {
+ public:
+  explicit Pool(PoolOptions options = {});
+  // Blocks: terminate(), as Python's `with Pool() as pool:` does on exit.
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // function(element) for every element, in chunks (chunksize empty: about four chunks per
+  // worker); blocks for the results, in order. Rethrows the first failed element's exception.
+  // std::invalid_argument after close() or terminate() (Python's "Pool not running").
+  template <class F, std::ranges::input_range Range>
+  auto map(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
+    return map_async(std::forward<F>(function), std::forward<Range>(items), chunksize).get();
+  }
+  // As map(), not blocking: an AsyncResult for the vector of results.
+  template <class F, std::ranges::input_range Range>
+  auto map_async(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
+    return gather(submit_chunks<false>(function, items, chunksize, true));
+  }
+  // function(a, b, ...) for every tuple (a, b, ...) in `items`, as map().
+  template <class F, std::ranges::input_range Range>
+  auto starmap(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
+    return starmap_async(std::forward<F>(function), std::forward<Range>(items), chunksize).get();
+  }
+  template <class F, std::ranges::input_range Range>
+  auto starmap_async(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
+    return gather(submit_chunks<true>(function, items, chunksize, true));
+  }
+  // Lazy results in input order (imap) or as they complete (imap_unordered); chunks of
+  // `chunksize` elements (default 1).
+  template <class F, std::ranges::input_range Range>
+  auto imap(F&& function, Range&& items, std::size_t chunksize = 1) {
+    auto chunks = submit_chunks<false>(function, items, chunksize, false);
+    return IMapResults<typename decltype(chunks.front().result())::value_type>(std::move(chunks),
+                                                                               true);
+  }
+  template <class F, std::ranges::input_range Range>
+  auto imap_unordered(F&& function, Range&& items, std::size_t chunksize = 1) {
+    auto chunks = submit_chunks<false>(function, items, chunksize, false);
+    return IMapResults<typename decltype(chunks.front().result())::value_type>(std::move(chunks),
+                                                                               false);
+  }
+  // function(args...) in a worker; blocks for the result.
+  template <class F, class... A>
+  auto apply(F&& function, A&&... args) {
+    return apply_async(std::forward<F>(function), std::forward<A>(args)...).get();
+  }
+  template <class F, class... A>
+  auto apply_async(F&& function, A&&... args) {
+    detail::Message call = detail::encode_call<true>(function, std::forward<A>(args)...);
+    using R = typename ResultOf<detail::ShippableCall<true, F, A...>, F, A...>::type;
+    auto pending = std::make_unique<internal::FutureCall<R>>(std::move(call));
+    AsyncResult<R> result(pending->future);
+    submit(std::move(pending));
+    return result;
+  }
+
+  // No more tasks; the workers exit once the submitted ones are done. Non-blocking.
+  void close();
+  // Stops the workers now; unfinished results fail with BrokenProcessPool. Blocks until the
+  // workers are gone.
+  void terminate();
+  // Blocks until the workers have exited. std::invalid_argument unless close() or
+  // terminate() came first (Python's "Pool is still running").
+  void join();
+  std::size_t processes() const noexcept { return pool_.workers(); }
+
+ private:
+  template <bool shippable, class F, class... A>
+  struct ResultOf {
+    using type = int;
+  };
+  template <class F, class... A>
+  struct ResultOf<true, F, A...> {
+    using type = detail::ShippedResult_t<F, A...>;
+  };
+
+  void submit(std::unique_ptr<internal::PendingCall> call);
+
+  template <bool star, class F, class Range>
+  auto submit_chunks(const F& function, Range& items, std::optional<std::size_t> chunksize,
+                     bool automatic) {
+    using Target = std::decay_t<F>;
+    using E = typename detail::ElementOf<Target, std::ranges::range_value_t<Range>, star>::type;
+    static_assert(detail::check_mappable<Target, E, star>());
+    using R = typename detail::MapResult<Target, E, star>::type;
+    if (chunksize && *chunksize == 0) throw std::invalid_argument("chunksize must be >= 1");
+    std::vector<futures::Future<std::vector<R>>> chunks;
+    const Target target = function;
+    auto run = [&](auto first, auto last) {
+      const std::size_t size = static_cast<std::size_t>(std::distance(first, last));
+      const std::size_t step =
+          chunksize ? *chunksize : (automatic ? detail::automatic_chunksize(size, processes()) : 1);
+      while (first != last) {
+        auto stop = first;
+        std::advance(stop, std::min<std::size_t>(
+                               step, static_cast<std::size_t>(std::distance(first, last))));
+        auto pending = std::make_unique<internal::FutureCall<std::vector<R>>>(
+            detail::encode_chunk<Target, E, star>(target, first, stop));
+        chunks.push_back(pending->future);
+        submit(std::move(pending));
+        first = stop;
+      }
+    };
+    if constexpr (std::ranges::forward_range<Range>) {
+      run(std::ranges::begin(items), std::ranges::end(items));
+    } else {
+      std::vector<std::ranges::range_value_t<Range>> copy(std::ranges::begin(items),
+                                                          std::ranges::end(items));
+      run(copy.begin(), copy.end());
+    }
+    return chunks;
+  }
+
+  // One AsyncResult for the concatenated chunks.
+  template <class R>
+  static AsyncResult<std::vector<R>> gather(std::vector<futures::Future<std::vector<R>>> chunks) {
+    futures::Future<std::vector<R>> all;
+    if (chunks.empty()) {
+      all.set_running_or_notify_cancel();
+      all.set_result({});
+      return AsyncResult<std::vector<R>>(all);
+    }
+    struct State {
+      std::mutex mutex;
+      std::vector<std::vector<R>> parts;
+      std::size_t left;
+      bool failed = false;
+      futures::Future<std::vector<R>> all;
+    };
+    auto state = std::make_shared<State>();
+    state->parts.resize(chunks.size());
+    state->left = chunks.size();
+    state->all = all;
+    all.set_running_or_notify_cancel();
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+      chunks[i].add_done_callback([state, i](const futures::Future<std::vector<R>>& chunk) {
+        std::exception_ptr error = chunk.cancelled()
+                                       ? std::make_exception_ptr(futures::CancelledError())
+                                       : chunk.exception();
+        std::unique_lock lock(state->mutex);
+        if (state->failed) return;
+        if (error) {
+          state->failed = true;
+          lock.unlock();
+          state->all.set_exception(error);
+          return;
+        }
+        state->parts[i] = chunk.result();
+        if (--state->left != 0) return;
+        std::size_t total = 0;
+        for (const auto& part : state->parts)
+          total += part.size();
+        std::vector<R> joined;
+        joined.reserve(total);
+        for (auto& part : state->parts) {
+          std::move(part.begin(), part.end(), std::back_inserter(joined));
+        }
+        lock.unlock();
+        state->all.set_result(std::move(joined));
+      });
+    }
+    return AsyncResult<std::vector<R>>(all);
+  }
+
+  enum class State { running, closed, terminated };
+  mutable std::mutex mutex_;
+  State state_ = State::running;
+  internal::WorkerPool pool_;
+};
+
+}  // namespace spindle::multiprocessing
+
+namespace spindle::futures {
+using multiprocessing::ProcessPoolExecutor;
+using multiprocessing::ProcessPoolOptions;
+
+namespace internal {
+// Executor::submit reaching a ProcessPoolExecutor through Executor&: ships the call when it
+// can be shipped (the fallback in futures.hpp refuses the others).
+template <class R, class F, class... A>
+requires multiprocessing::detail::ShippableCall<true, F, A...> &&
+    std::is_same_v<R, multiprocessing::detail::ShippedResult_t<F, A...>>
+        Future<R> submit_elsewhere(ElsewhereTag, std::type_identity<R>, Executor& executor,
+                                   F&& function, A&&... args) {
+  auto* pool = dynamic_cast<multiprocessing::ProcessPoolExecutor*>(&executor);
+  if (pool == nullptr) {
+    throw std::invalid_argument(
+        "this executor runs calls in other processes and is not a "
+        "ProcessPoolExecutor: submit to it directly");
+  }
+  return pool->submit(std::forward<F>(function), std::forward<A>(args)...);
+}
+}  // namespace internal
+}  // namespace spindle::futures
+
+#if __has_include("spindle/detail/multiprocessing_shared.hpp")
+#include "spindle/detail/multiprocessing_shared.hpp"
+#endif

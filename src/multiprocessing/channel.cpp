@@ -1,0 +1,373 @@
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include "spindle/detail/process_channel.hpp"
+
+namespace spindle::multiprocessing::detail {
+namespace {
+
+[[noreturn]] void throw_errno(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+std::string make_header(std::size_t length, std::size_t fds) {
+  if (fds > max_frame_fds) {
+    throw std::invalid_argument("a message can carry at most " + std::to_string(max_frame_fds) +
+                                " file descriptors");
+  }
+  std::string header(frame_header_size, '\0');
+  const std::uint32_t magic = frame_magic;
+  const auto count = static_cast<std::uint32_t>(fds);
+  const auto size = static_cast<std::uint64_t>(length);
+  std::memcpy(header.data(), &magic, 4);
+  std::memcpy(header.data() + 4, &count, 4);
+  std::memcpy(header.data() + 8, &size, 8);
+  return header;
+}
+
+struct Header {
+  std::uint32_t fds;
+  std::uint64_t length;
+};
+
+Header parse_header(const char* bytes) {
+  std::uint32_t magic = 0;
+  Header header{};
+  std::memcpy(&magic, bytes, 4);
+  std::memcpy(&header.fds, bytes + 4, 4);
+  std::memcpy(&header.length, bytes + 8, 8);
+  if (magic != frame_magic) {
+    char text[16];
+    std::snprintf(text, sizeof text, "%08x", magic);
+    throw CorruptMessage(std::string("corrupt frame: bad magic number 0x") + text +
+                         " (the peer is not speaking spindle's protocol, or the stream is out of "
+                         "step)");
+  }
+  if (header.length > max_frame_length || header.fds > max_frame_fds) {
+    throw CorruptMessage("corrupt frame: impossible length " + std::to_string(header.length) +
+                         " or descriptor count " + std::to_string(header.fds));
+  }
+  return header;
+}
+
+// sendmsg of `iov`, with `fds` attached when not empty. Returns bytes written or -1.
+ssize_t send_with_fds(int fd, iovec* iov, std::size_t iov_count, const int* fds,
+                      std::size_t fd_count, int flags) {
+  msghdr message{};
+  message.msg_iov = iov;
+  message.msg_iovlen = iov_count;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_frame_fds)];
+  if (fd_count > 0) {
+    message.msg_control = control;
+    message.msg_controllen = CMSG_SPACE(sizeof(int) * fd_count);
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int) * fd_count);
+    std::memcpy(CMSG_DATA(header), fds, sizeof(int) * fd_count);
+  }
+  ssize_t written;
+  do {
+    written = ::sendmsg(fd, &message, flags | MSG_NOSIGNAL);
+  } while (written < 0 && errno == EINTR);
+  return written;
+}
+
+// recvmsg into [data, data+size), appending received descriptors to `fds`.
+ssize_t receive_with_fds(int fd, char* data, std::size_t size, std::deque<int>& fds, int flags) {
+  iovec iov{data, size};
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_frame_fds)];
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  ssize_t got;
+  do {
+    got = ::recvmsg(fd, &message, flags | MSG_CMSG_CLOEXEC);
+  } while (got < 0 && errno == EINTR);
+  if (got >= 0) {
+    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
+         header = CMSG_NXTHDR(&message, header)) {
+      if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
+        const std::size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+          int received;
+          std::memcpy(&received, CMSG_DATA(header) + i * sizeof(int), sizeof(int));
+          fds.push_back(received);
+        }
+      }
+    }
+  }
+  return got;
+}
+
+bool wait_for(int fd, short events) {
+  pollfd entry{fd, events, 0};
+  while (::poll(&entry, 1, -1) < 0) {
+    if (errno != EINTR) throw_errno("poll");
+  }
+  return true;
+}
+
+void take_fds(std::deque<int>& from, std::size_t count, std::vector<int>& to) {
+  if (from.size() < count) {
+    throw CorruptMessage("corrupt frame: it announces " + std::to_string(count) +
+                         " file descriptors but " + std::to_string(from.size()) + " arrived");
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    to.push_back(from.front());
+    from.pop_front();
+  }
+}
+
+}  // namespace
+
+std::pair<int, int> socket_pair() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw_errno("socketpair");
+  // A larger send buffer (the kernel caps it at net.core.wmem_max) lets a big message cross
+  // in fewer hand-offs between writer and reader. Memory is only used while data is queued.
+  const int buffer = 1 << 20;
+  for (int fd : fds) {
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer, sizeof buffer);
+  }
+  return {fds[0], fds[1]};
+}
+
+void close_fd(int fd) noexcept {
+  if (fd >= 0) ::close(fd);
+}
+
+void set_nonblocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) throw_errno("fcntl");
+}
+
+void send_frame(int fd, const Message& message) {
+  std::string header = make_header(message.bytes.size(), message.fds.size());
+  iovec iov[2] = {{header.data(), header.size()},
+                  {const_cast<char*>(message.bytes.data()), message.bytes.size()}};
+  std::size_t first = 0;
+  bool fds_sent = message.fds.empty();
+  while (first < 2) {
+    const ssize_t written =
+        send_with_fds(fd, iov + first, 2 - first, fds_sent ? nullptr : message.fds.data(),
+                      fds_sent ? 0 : message.fds.size(), 0);
+    if (written < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        wait_for(fd, POLLOUT);
+        continue;
+      }
+      throw_errno("send");
+    }
+    fds_sent = true;
+    auto left = static_cast<std::size_t>(written);
+    while (first < 2 && left >= iov[first].iov_len) {
+      left -= iov[first].iov_len;
+      ++first;
+    }
+    if (first < 2) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
+  }
+}
+
+bool recv_frame(int fd, Message& out) {
+  char header_bytes[frame_header_size];
+  std::deque<int> fds;
+  std::size_t got = 0;
+  auto read_into = [&](char* data, std::size_t size) {
+    std::size_t have = 0;
+    while (have < size) {
+      const ssize_t n = receive_with_fds(fd, data + have, size - have, fds, 0);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          wait_for(fd, POLLIN);
+          continue;
+        }
+        throw_errno("recv");
+      }
+      if (n == 0) break;
+      have += static_cast<std::size_t>(n);
+    }
+    return have;
+  };
+  got = read_into(header_bytes, frame_header_size);
+  if (got == 0) return false;
+  if (got < frame_header_size) {
+    for (int received : fds)
+      close_fd(received);
+    throw CorruptMessage("corrupt frame: the stream ended inside a frame header");
+  }
+  Message message;
+  try {
+    const Header header = parse_header(header_bytes);
+    message.bytes.resize(header.length);
+    if (read_into(message.bytes.data(), header.length) < header.length) {
+      throw CorruptMessage("corrupt frame: the stream ended after " + std::to_string(got) +
+                           " header bytes, inside a " + std::to_string(header.length) +
+                           "-byte payload");
+    }
+    take_fds(fds, header.fds, message.fds);
+  } catch (...) {
+    for (int received : fds)
+      close_fd(received);
+    throw;
+  }
+  for (int extra : fds)
+    close_fd(extra);
+  out = std::move(message);
+  return true;
+}
+
+bool wait_readable(int fd, const spindle::detail::Clock::time_point* deadline) {
+  pollfd entry{fd, POLLIN, 0};
+  for (;;) {
+    int timeout_ms = -1;
+    if (deadline != nullptr) {
+      const auto left = *deadline - spindle::detail::Clock::now();
+      timeout_ms = left <= left.zero()
+                       ? 0
+                       : static_cast<int>(std::min<std::int64_t>(
+                             std::chrono::ceil<std::chrono::milliseconds>(left).count(), 1 << 30));
+    }
+    const int ready = ::poll(&entry, 1, timeout_ms);
+    if (ready > 0) return true;
+    if (ready == 0) {
+      if (deadline == nullptr || spindle::detail::Clock::now() >= *deadline) return false;
+      continue;
+    }
+    if (errno != EINTR) throw_errno("poll");
+  }
+}
+
+// ---- FrameReader ----
+
+FrameReader::~FrameReader() {
+  for (int fd : fds_)
+    close_fd(fd);
+}
+
+bool FrameReader::pop(Message& out) {
+  const std::size_t available = buffer_.size() - begin_;
+  if (available < frame_header_size) return false;
+  const Header header = parse_header(buffer_.data() + begin_);
+  if (available - frame_header_size < header.length) return false;
+  Message message;
+  message.bytes.assign(buffer_.data() + begin_ + frame_header_size, header.length);
+  take_fds(fds_, header.fds, message.fds);
+  begin_ += frame_header_size + header.length;
+  if (begin_ == buffer_.size()) {
+    buffer_.clear();
+    begin_ = 0;
+  }
+  out = std::move(message);
+  return true;
+}
+
+bool FrameReader::fill(bool block) {
+  if (begin_ > 0 && begin_ * 2 > buffer_.size()) {
+    buffer_.erase(0, begin_);
+    begin_ = 0;
+  }
+  // Room for at least 64 KiB, or the rest of a large frame in one go.
+  std::size_t want = 64 * 1024;
+  const std::size_t available = buffer_.size() - begin_;
+  if (available >= frame_header_size) {
+    std::uint64_t length = 0;
+    std::memcpy(&length, buffer_.data() + begin_ + 8, 8);
+    if (length <= max_frame_length && frame_header_size + length > available) {
+      want = std::max<std::size_t>(want, frame_header_size + length - available);
+    }
+  }
+  const std::size_t old_size = buffer_.size();
+  buffer_.resize(old_size + want);
+  for (;;) {
+    const ssize_t n = receive_with_fds(fd_, buffer_.data() + old_size, want, fds_, 0);
+    if (n >= 0) {
+      buffer_.resize(old_size + static_cast<std::size_t>(n));
+      return n > 0;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (!block) {
+        buffer_.resize(old_size);
+        return true;
+      }
+      wait_for(fd_, POLLIN);
+      continue;
+    }
+    buffer_.resize(old_size);
+    if (errno == ECONNRESET) return false;
+    throw_errno("recv");
+  }
+}
+
+// ---- FrameWriter ----
+
+FrameWriter::~FrameWriter() {
+  for (Chunk& chunk : chunks_) {
+    for (int fd : chunk.fds) {
+      close_fd(fd);
+    }
+  }
+}
+
+void FrameWriter::push(Message&& message) {
+  Chunk chunk;
+  chunk.bytes.reserve(frame_header_size + message.bytes.size());
+  chunk.bytes = make_header(message.bytes.size(), message.fds.size());
+  chunk.bytes += message.bytes;
+  chunk.fds = std::exchange(message.fds, {});
+  chunks_.push_back(std::move(chunk));
+}
+
+bool FrameWriter::flush(int fd) {
+  while (!chunks_.empty()) {
+    // One sendmsg for a run of chunks; a chunk with descriptors starts its own run.
+    iovec iov[64];
+    std::size_t count = 0;
+    const Chunk& first = chunks_.front();
+    const bool with_fds = first.sent == 0 && !first.fds.empty();
+    for (auto it = chunks_.begin(); it != chunks_.end() && count < 64; ++it) {
+      if (count > 0 && !it->fds.empty()) break;
+      iov[count].iov_base = it->bytes.data() + it->sent;
+      iov[count].iov_len = it->bytes.size() - it->sent;
+      ++count;
+    }
+    const ssize_t written = send_with_fds(fd, iov, count, with_fds ? first.fds.data() : nullptr,
+                                          with_fds ? first.fds.size() : 0, MSG_DONTWAIT);
+    if (written < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+      throw_errno("send");
+    }
+    if (with_fds) {
+      for (int sent_fd : chunks_.front().fds)
+        close_fd(sent_fd);
+      chunks_.front().fds.clear();
+    }
+    auto left = static_cast<std::size_t>(written);
+    while (!chunks_.empty() && left >= chunks_.front().bytes.size() - chunks_.front().sent) {
+      left -= chunks_.front().bytes.size() - chunks_.front().sent;
+      chunks_.pop_front();
+    }
+    if (!chunks_.empty()) chunks_.front().sent += left;
+  }
+  return true;
+}
+
+void FrameWriter::flush_blocking(int fd) {
+  while (!flush(fd))
+    wait_for(fd, POLLOUT);
+}
+
+}  // namespace spindle::multiprocessing::detail

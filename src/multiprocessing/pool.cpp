@@ -1,0 +1,65 @@
+#include "process_internal.hpp"
+#include "spindle/multiprocessing.hpp"
+
+namespace spindle::multiprocessing {
+namespace {
+
+internal::WorkerPoolOptions pool_options(PoolOptions options) {
+  if (options.processes && *options.processes == 0) {
+    throw std::invalid_argument("Number of processes must be at least 1");
+  }
+  if (options.maxtasksperchild && *options.maxtasksperchild == 0) {
+    throw std::invalid_argument("maxtasksperchild must be a positive number");
+  }
+  internal::WorkerPoolOptions pool;
+  pool.workers = options.processes.value_or(cpu_count());
+  pool.initializer = options.initializer.call();
+  pool.max_tasks_per_child = options.maxtasksperchild.value_or(0);
+  pool.on_worker_crash = options.on_worker_crash;
+  pool.worker_name_prefix =
+      detail::start_method() == detail::StartMethod::spawn ? "SpawnPoolWorker" : "ForkPoolWorker";
+  pool.kind = "Pool";
+  return pool;
+}
+
+}  // namespace
+
+Pool::Pool(PoolOptions options) : pool_(pool_options(std::move(options))) {}
+
+Pool::~Pool() {
+  terminate();
+}
+
+void Pool::submit(std::unique_ptr<internal::PendingCall> call) {
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ != State::running) throw std::invalid_argument("Pool not running");
+  }
+  pool_.submit(std::move(call));
+}
+
+void Pool::close() {
+  std::lock_guard lock(mutex_);
+  if (state_ == State::running) {
+    state_ = State::closed;
+    pool_.shutdown(false, false);
+  }
+}
+
+void Pool::terminate() {
+  {
+    std::lock_guard lock(mutex_);
+    state_ = State::terminated;
+  }
+  pool_.terminate();
+}
+
+void Pool::join() {
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == State::running) throw std::invalid_argument("Pool is still running");
+  }
+  pool_.shutdown(true, false);
+}
+
+}  // namespace spindle::multiprocessing

@@ -1,0 +1,69 @@
+// The body of a pool worker process: runs calls in the order they arrive and sends results
+// back in the same order, many per system call when calls are short.
+#include "process_internal.hpp"
+#include "spindle/detail/exception_info.hpp"
+#include "spindle/multiprocessing.hpp"
+
+namespace spindle::multiprocessing::detail {
+namespace {
+
+// Runs the call in `task`; the result message (status byte, then value or exception).
+Message execute(Message& task) {
+  Message result;
+  {
+    Encoder out(result);
+    const std::uint8_t ok = static_cast<std::uint8_t>(ResultStatus::value);
+    out.raw(&ok, 1);
+    try {
+      Decoder in(task.bytes, std::exchange(task.fds, {}));
+      run_call(in, out);
+      return result;
+    } catch (...) {
+      const ExceptionRecord record = record_exception(std::current_exception());
+      result.close_fds();
+      result.bytes.clear();
+      const std::uint8_t failed = static_cast<std::uint8_t>(ResultStatus::exception);
+      out.raw(&failed, 1);
+      write_exception(out, record);
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+void run_pool_worker(int fd, Decoder& boot, bool forked) {
+  const auto max_tasks = read_value<std::uint64_t>(boot);
+  const auto has_initializer = read_value<bool>(boot);
+  FrameReader reader(fd);
+  FrameWriter writer;
+  auto next = [&](Message& message) {
+    while (!reader.pop(message)) {
+      writer.flush_blocking(fd);
+      if (!reader.fill(true)) return false;
+    }
+    return true;
+  };
+  if (has_initializer) {
+    Message call;
+    if (!next(call)) finish_child(0, forked);
+    Message outcome = execute(call);
+    // The parent learns of a failed initializer from this message, then from the exit.
+    if (outcome.bytes[0] != static_cast<char>(ResultStatus::value)) {
+      outcome.bytes[0] = static_cast<char>(ResultStatus::initializer_failed);
+      writer.push(std::move(outcome));
+      writer.flush_blocking(fd);
+      finish_child(1, forked);
+    }
+  }
+  std::uint64_t done = 0;
+  Message task;
+  while (next(task)) {
+    writer.push(execute(task));
+    if (max_tasks != 0 && ++done == max_tasks) break;
+  }
+  writer.flush_blocking(fd);
+  finish_child(0, forked);
+}
+
+}  // namespace spindle::multiprocessing::detail

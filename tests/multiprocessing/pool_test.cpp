@@ -1,0 +1,178 @@
+// Pool: map, imap, imap_unordered, starmap, apply, the async forms and AsyncResult,
+// chunksize, maxtasksperchild, initializer, close/terminate/join (CPython's
+// _test_multiprocessing.py _TestPool is the list).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <list>
+#include <numeric>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "spindle/multiprocessing.hpp"
+
+namespace mp = spindle::multiprocessing;
+using namespace std::chrono_literals;
+
+namespace {
+
+int square(int x) {
+  return x * x;
+}
+int multiply(int a, int b) {
+  return a * b;
+}
+int get_pid_ignoring(int) {
+  return static_cast<int>(::getpid());
+}
+int fail_on_five(int x) {
+  if (x == 5) throw std::domain_error("five");
+  return x;
+}
+int tag = 0;
+void set_tag(int value, std::string) {
+  tag = value;
+}
+int get_tag(int) {
+  return tag;
+}
+int wait_then_return(mp::Connection<int> connection) {
+  return connection.recv();
+}
+void do_nothing(int) {}
+
+}  // namespace
+
+TEST(Pool, MapReturnsResultsInOrder) {
+  mp::Pool pool({.processes = 2});
+  std::vector<int> inputs(100);
+  std::iota(inputs.begin(), inputs.end(), 0);
+  const std::vector<int> results = pool.map(square, inputs);
+  ASSERT_EQ(results.size(), 100u);
+  for (int i = 0; i < 100; ++i)
+    EXPECT_EQ(results[i], i * i);
+  EXPECT_EQ(pool.map(square, std::vector<int>{}), std::vector<int>{});
+}
+
+TEST(Pool, MapWithChunksizeAndNonContiguousInput) {
+  mp::Pool pool({.processes = 2});
+  const std::list<int> inputs{1, 2, 3, 4, 5, 6, 7};
+  EXPECT_EQ(pool.map(square, inputs, 3), (std::vector<int>{1, 4, 9, 16, 25, 36, 49}));
+  EXPECT_THROW(pool.map(square, inputs, 0), std::invalid_argument);
+}
+
+TEST(Pool, MapOfAVoidFunctionGivesMonostates) {
+  mp::Pool pool({.processes = 1});
+  EXPECT_EQ(pool.map(do_nothing, std::vector<int>{1, 2}).size(), 2u);
+}
+
+TEST(Pool, MapWithLambda) {
+  mp::Pool pool({.processes = 2});
+  EXPECT_EQ(pool.map([](const std::string& s) { return s.size(); },
+                     std::vector<std::string>{"a", "bb", "ccc"}),
+            (std::vector<std::size_t>{1, 2, 3}));
+}
+
+TEST(Pool, MapRethrowsTheElementsException) {
+  mp::Pool pool({.processes = 2});
+  std::vector<int> inputs(10);
+  std::iota(inputs.begin(), inputs.end(), 0);
+  EXPECT_THROW(pool.map(fail_on_five, inputs), std::domain_error);
+  EXPECT_EQ(pool.apply(square, 3), 9);  // the pool still works
+}
+
+TEST(Pool, StarmapUnpacksTuples) {
+  mp::Pool pool({.processes = 2});
+  const std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}, {5, 6}};
+  EXPECT_EQ(pool.starmap(multiply, pairs), (std::vector<int>{2, 12, 30}));
+  EXPECT_EQ(pool.starmap_async(multiply, pairs).get(), (std::vector<int>{2, 12, 30}));
+}
+
+TEST(Pool, ImapIsInOrderAndImapUnorderedHasEveryResult) {
+  mp::Pool pool({.processes = 2});
+  std::vector<int> inputs(50);
+  std::iota(inputs.begin(), inputs.end(), 0);
+  std::vector<int> ordered;
+  for (int value : pool.imap(square, inputs))
+    ordered.push_back(value);
+  std::vector<int> expected;
+  for (int i : inputs)
+    expected.push_back(i * i);
+  EXPECT_EQ(ordered, expected);
+  std::multiset<int> unordered;
+  for (int value : pool.imap_unordered(square, inputs, 7))
+    unordered.insert(value);
+  EXPECT_EQ(unordered, std::multiset<int>(expected.begin(), expected.end()));
+  auto results = pool.imap(square, std::vector<int>{4});
+  EXPECT_EQ(results.next(), 16);
+  EXPECT_THROW(results.next(), std::out_of_range);
+}
+
+TEST(Pool, ApplyAndApplyAsync) {
+  mp::Pool pool({.processes = 2});
+  EXPECT_EQ(pool.apply(multiply, 6, 7), 42);
+  auto result = pool.apply_async(square, 8);
+  result.wait();
+  EXPECT_TRUE(result.ready());
+  EXPECT_TRUE(result.successful());
+  EXPECT_EQ(result.get(), 64);
+  auto failed = pool.apply_async(fail_on_five, 5);
+  EXPECT_TRUE(failed.wait(30s));
+  EXPECT_FALSE(failed.successful());
+  EXPECT_THROW(failed.get(), std::domain_error);
+}
+
+TEST(Pool, AsyncResultTimeoutsAndNotReady) {
+  mp::Pool pool({.processes = 1});
+  auto [keep, other] = mp::Pipe<int>();
+  auto result = pool.apply_async(wait_then_return, std::move(other));
+  EXPECT_FALSE(result.ready());
+  EXPECT_THROW(result.successful(), std::invalid_argument);
+  EXPECT_FALSE(result.wait(20ms));
+  EXPECT_THROW(result.get(20ms), spindle::TimeoutError);
+  keep.send(11);
+  EXPECT_EQ(result.get(30s), 11);
+}
+
+TEST(Pool, MapAsync) {
+  mp::Pool pool({.processes = 2});
+  auto result = pool.map_async(square, std::vector<int>{1, 2, 3});
+  EXPECT_EQ(result.get(30s), (std::vector<int>{1, 4, 9}));
+}
+
+TEST(Pool, InitializerWithArguments) {
+  mp::Pool pool({.processes = 2, .initializer = {set_tag, 5, "five"}});
+  EXPECT_EQ(pool.map(get_tag, std::vector<int>{0, 0, 0, 0}), (std::vector<int>{5, 5, 5, 5}));
+}
+
+TEST(Pool, MaxtasksperchildReplacesWorkers) {
+  mp::Pool pool({.processes = 1, .maxtasksperchild = 1});
+  const std::vector<int> pids = pool.map(get_pid_ignoring, std::vector<int>{1, 2, 3}, 1);
+  EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size(), 3u);
+}
+
+TEST(Pool, CloseThenJoinWaitsForTheTasks) {
+  mp::Pool pool({.processes = 2});
+  auto result = pool.map_async(square, std::vector<int>{1, 2, 3});
+  EXPECT_THROW(pool.join(), std::invalid_argument);  // still running
+  pool.close();
+  EXPECT_THROW(pool.apply(square, 1), std::invalid_argument);
+  pool.join();
+  EXPECT_EQ(result.get(), (std::vector<int>{1, 4, 9}));
+}
+
+TEST(Pool, TerminateFailsUnfinishedResults) {
+  mp::Pool pool({.processes = 1});
+  auto [keep, other] = mp::Pipe<int>();
+  auto result = pool.apply_async(wait_then_return, std::move(other));
+  pool.terminate();
+  EXPECT_THROW(result.get(30s), mp::BrokenProcessPool);
+  pool.join();
+}
+
+TEST(Pool, InvalidOptions) {
+  EXPECT_THROW(mp::Pool({.processes = 0}), std::invalid_argument);
+  EXPECT_THROW(mp::Pool({.maxtasksperchild = 0}), std::invalid_argument);
+}

@@ -1,0 +1,247 @@
+// Process: starting, joining, exit codes, signals, names, daemons, targets in shared
+// libraries, and children that do not outlive their parent.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "spindle/multiprocessing.hpp"
+#include "test_library.hpp"
+
+namespace mp = spindle::multiprocessing;
+using namespace std::chrono_literals;
+
+namespace {
+
+void report_pid_and_name(mp::Connection<std::string> out) {
+  out.send(std::to_string(::getpid()) + " " + mp::current_process().name());
+}
+
+void add_and_send(int a, int b, mp::Connection<int> out) {
+  out.send(a + b);
+}
+
+void wait_for_word(mp::Connection<int> in) {
+  in.recv();
+}
+
+void throw_in_child() {
+  throw std::runtime_error("child failed");
+}
+
+void echo(mp::Connection<std::vector<char>> connection) {
+  for (;;) {
+    std::vector<char> message;
+    try {
+      message = connection.recv();
+    } catch (const spindle::EOFError&) {
+      return;
+    }
+    connection.send(message);
+  }
+}
+
+void try_to_start_grandchild(mp::Connection<std::string> out) {
+  try {
+    mp::Process child(throw_in_child);
+    child.start();
+    out.send("started");
+  } catch (const std::logic_error& e) {
+    out.send(e.what());
+  }
+}
+
+// Starts a child blocked forever, reports its pid, and blocks (or returns, when `leave`).
+void start_blocked_grandchild(mp::Connection<int> out, bool daemon_grandchild, bool leave) {
+  auto [keep, other] = mp::Pipe<int>();
+  mp::Process grandchild({.daemon = daemon_grandchild}, wait_for_word, std::move(other));
+  grandchild.start();
+  out.send(grandchild.pid());
+  if (!leave) keep.recv();  // never arrives
+}
+
+// Waits until process `pid` (any process, not only a child) has ended.
+bool ended_within(int pid, std::chrono::milliseconds timeout) {
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH;
+  const auto deadline = spindle::detail::Clock::now() + timeout;
+  const bool ended = mp::detail::wait_readable(fd, &deadline);
+  ::close(fd);
+  return ended;
+}
+
+}  // namespace
+
+TEST(Process, RunsTheTargetWithItsArgumentsInAnotherProcess) {
+  auto [in, out] = mp::Pipe<int>(false);
+  mp::Process process(add_and_send, 2, 3, std::move(out));
+  process.start();
+  EXPECT_EQ(in.recv(), 5);
+  process.join();
+  EXPECT_EQ(process.exitcode(), 0);
+}
+
+TEST(Process, ChildHasItsOwnPidAndItsName) {
+  auto [in, out] = mp::Pipe<std::string>(false);
+  mp::Process process({.name = "worker-one"}, report_pid_and_name, std::move(out));
+  EXPECT_EQ(process.name(), "worker-one");
+  process.start();
+  const std::string reply = in.recv();
+  process.join();
+  EXPECT_EQ(reply, std::to_string(process.pid()) + " worker-one");
+  EXPECT_NE(process.pid(), ::getpid());
+}
+
+TEST(Process, DefaultNamesAreNumbered) {
+  mp::Process process(throw_in_child);
+  EXPECT_EQ(process.name().rfind("Process-", 0), 0u) << process.name();
+  EXPECT_EQ(mp::current_process().name(), "MainProcess");
+  EXPECT_EQ(mp::current_process().pid(), ::getpid());
+}
+
+TEST(Process, LambdaWithoutCapturesIsATarget) {
+  auto [in, out] = mp::Pipe<int>(false);
+  mp::Process process([](int x, mp::Connection<int> c) { c.send(x * 10); }, 7, std::move(out));
+  process.start();
+  EXPECT_EQ(in.recv(), 70);
+  process.join();
+}
+
+TEST(Process, FunctionInASharedLibraryIsATarget) {
+  auto [in, out] = mp::Pipe<int>(false);
+  mp::Process process(spindle_test_library::send_square, 9, std::move(out));
+  process.start();
+  EXPECT_EQ(in.recv(), 81);
+  process.join();
+  EXPECT_EQ(process.exitcode(), 0);
+}
+
+TEST(Process, ExceptionInTargetGivesExitCodeOne) {
+  mp::Process process(throw_in_child);
+  process.start();
+  process.join();
+  EXPECT_EQ(process.exitcode(), 1);
+}
+
+TEST(Process, StateBeforeDuringAndAfter) {
+  auto [keep, other] = mp::Pipe<int>();
+  mp::Process process(wait_for_word, std::move(other));
+  EXPECT_FALSE(process.is_alive());
+  EXPECT_EQ(process.exitcode(), std::nullopt);
+  EXPECT_EQ(process.pid(), 0);
+  EXPECT_THROW(process.join(), std::logic_error);
+  process.start();
+  EXPECT_TRUE(process.is_alive());
+  EXPECT_EQ(process.exitcode(), std::nullopt);
+  EXPECT_FALSE(process.join(50ms));
+  keep.send(1);
+  EXPECT_TRUE(process.join(30s));
+  EXPECT_FALSE(process.is_alive());
+  EXPECT_EQ(process.exitcode(), 0);
+  EXPECT_THROW(process.start(), std::logic_error);
+}
+
+TEST(Process, TerminateAndKillGiveNegativeSignalNumbers) {
+  auto [keep1, other1] = mp::Pipe<int>();
+  auto [keep2, other2] = mp::Pipe<int>();
+  mp::Process first(wait_for_word, std::move(other1));
+  mp::Process second(wait_for_word, std::move(other2));
+  first.start();
+  second.start();
+  first.terminate();
+  second.kill();
+  first.join();
+  second.join();
+  EXPECT_EQ(first.exitcode(), -SIGTERM);
+  EXPECT_EQ(second.exitcode(), -SIGKILL);
+  first.terminate();  // ended: nothing happens
+}
+
+TEST(Process, ActiveChildrenListsRunningChildren) {
+  auto [keep, other] = mp::Pipe<int>();
+  mp::Process process(wait_for_word, std::move(other));
+  process.start();
+  const auto children = mp::active_children();
+  EXPECT_NE(std::find(children.begin(), children.end(), &process), children.end());
+  keep.send(1);
+  process.join();
+  const auto after = mp::active_children();
+  EXPECT_EQ(std::find(after.begin(), after.end(), &process), after.end());
+}
+
+TEST(Process, MovedProcessKeepsItsChild) {
+  auto [in, out] = mp::Pipe<int>(false);
+  std::vector<mp::Process> processes;
+  processes.emplace_back(add_and_send, 1, 1, std::move(out));
+  processes.reserve(10);
+  processes[0].start();
+  EXPECT_EQ(in.recv(), 2);
+  processes[0].join();
+  EXPECT_EQ(processes[0].exitcode(), 0);
+}
+
+TEST(Process, DaemonFlagAndDaemonsMayNotHaveChildren) {
+  auto [in, out] = mp::Pipe<std::string>(false);
+  mp::Process process({.daemon = true}, try_to_start_grandchild, std::move(out));
+  EXPECT_TRUE(process.daemon());
+  process.start();
+  EXPECT_EQ(in.recv(), "daemonic processes are not allowed to have children");
+  process.join();
+  EXPECT_THROW(process.set_daemon(false), std::logic_error);
+}
+
+TEST(Process, LargeMessagesCrossBothWays) {
+  auto [mine, theirs] = mp::Pipe<std::vector<char>>();
+  mp::Process process(echo, std::move(theirs));
+  process.start();
+  std::vector<char> big(3 << 20);
+  for (std::size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<char>(i * 31);
+  mine.send(big);
+  EXPECT_EQ(mine.recv(), big);
+  mine.close();
+  process.join();
+  EXPECT_EQ(process.exitcode(), 0);
+}
+
+TEST(Process, ChildDiesWhenItsParentIsKilled) {
+  auto [in, out] = mp::Pipe<int>(false);
+  mp::Process parent(start_blocked_grandchild, std::move(out), false, false);
+  parent.start();
+  const int grandchild = in.recv();
+  parent.kill();
+  parent.join();
+  EXPECT_TRUE(ended_within(grandchild, 10s)) << "orphan " << grandchild;
+}
+
+TEST(Process, DaemonChildIsTerminatedWhenItsParentExits) {
+  auto [in, out] = mp::Pipe<int>(false);
+  mp::Process parent(start_blocked_grandchild, std::move(out), true, true);
+  parent.start();
+  const int grandchild = in.recv();
+  parent.join();
+  EXPECT_EQ(parent.exitcode(), 0);
+  EXPECT_TRUE(ended_within(grandchild, 10s)) << "orphan " << grandchild;
+}
+
+TEST(Process, ForkStartMethodRunsTheTarget) {
+  mp::set_start_method("fork", true);
+  auto [in, out] = mp::Pipe<int>(false);
+  mp::Process process(add_and_send, 20, 22, std::move(out));
+  process.start();
+  mp::set_start_method("spawn", true);
+  EXPECT_EQ(in.recv(), 42);
+  process.join();
+  EXPECT_EQ(process.exitcode(), 0);
+}
+
+TEST(Process, StartMethodNames) {
+  EXPECT_THROW(mp::set_start_method("forkserver", true), std::invalid_argument);
+  mp::set_start_method("spawn", true);
+  EXPECT_EQ(mp::get_start_method(), "spawn");
+  EXPECT_THROW(mp::set_start_method("fork"), std::logic_error);
+  EXPECT_GE(mp::cpu_count(), 1u);
+}
