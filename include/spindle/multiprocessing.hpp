@@ -937,6 +937,4 @@ requires multiprocessing::detail::ShippableCall<true, F, A...> &&
 }  // namespace internal
 }  // namespace spindle::futures
 
-#if __has_include("spindle/detail/multiprocessing_shared.hpp")
 #include "spindle/detail/multiprocessing_shared.hpp"
-#endif

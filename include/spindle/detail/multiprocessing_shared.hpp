@@ -40,6 +40,7 @@
 #include <variant>
 #include <vector>
 
+#include "spindle/detail/serialization.hpp"
 #include "spindle/detail/timeout.hpp"
 #include "spindle/errors.hpp"
 #include "spindle/queue.hpp"
@@ -225,32 +226,6 @@ Place create_array(std::size_t element_size, std::size_t data_offset, std::size_
 // Loads an array handle and checks its element size.
 Place attach_array(const std::string& name, std::uint64_t offset, std::size_t element_size);
 
-// A byte writer/reader for cereal archives over a std::string or a block of memory.
-class StringSink : public std::streambuf {
- public:
-  explicit StringSink(std::string& out) : out_(out) {}
-
- protected:
-  int_type overflow(int_type c) override {
-    if (c != traits_type::eof()) out_.push_back(static_cast<char>(c));
-    return c;
-  }
-  std::streamsize xsputn(const char* s, std::streamsize n) override {
-    out_.append(s, static_cast<std::size_t>(n));
-    return n;
-  }
-
- private:
-  std::string& out_;
-};
-class MemorySource : public std::streambuf {
- public:
-  MemorySource(const std::byte* data, std::size_t size) {
-    char* begin = const_cast<char*>(reinterpret_cast<const char*>(data));
-    setg(begin, begin, begin + size);
-  }
-};
-
 // How a queue item crosses: trivially copyable types and contiguous containers of them as
 // their bytes (one memcpy), everything else through a cereal binary archive.
 template <class T>
@@ -295,7 +270,7 @@ T decode(const std::byte* data, std::size_t size) {
     if (size != 0) std::memcpy(static_cast<void*>(item.data()), data, size);
     return item;
   } else {
-    MemorySource source(data, size);
+    SpanSource source(reinterpret_cast<const char*>(data), size);
     std::istream stream(&source);
     cereal::BinaryInputArchive archive(stream);
     T item;
