@@ -39,6 +39,9 @@ class WordPattern {
   unsigned char last_ = 0;        // word_'s last byte
   unsigned char first_fold_ = 0;  // 0x20 when first_ is a letter and ignore_case, else 0
   unsigned char last_fold_ = 0;
+  std::size_t middle_at_ = 0;  // a third byte checked before a full comparison
+  unsigned char middle_ = 0;
+  unsigned char middle_fold_ = 0;
 };
 
 // True for ASCII letters, digits and '_'.
