@@ -110,12 +110,15 @@ int run_grep(const GrepOptions& options, const GlobalOptions& global) {
     spindle::ThreadPoolExecutor pool({.max_workers = workers, .thread_name_prefix = "grep"});
     for (FileJob& job : jobs) {
       if (!job.problem.empty()) continue;
-      for (std::uint64_t start = 0; start < job.size || start == 0; start += kChunkBytes) {
+      // An empty file is one empty chunk: it is still opened, so an unreadable one is caught.
+      const std::uint64_t chunks =
+          std::max<std::uint64_t>(1, (job.size + kChunkBytes - 1) / kChunkBytes);
+      for (std::uint64_t index = 0; index < chunks; ++index) {
+        const std::uint64_t start = index * kChunkBytes;
         const std::uint64_t length = std::min(kChunkBytes, job.size - start);
         job.chunks.push_back(pool.submit([&job, &pattern, &console, start, length] {
           return count_chunk(job.path, start, length, job.size, pattern, console);
         }));
-        if (job.size == 0) break;
       }
     }
 

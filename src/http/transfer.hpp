@@ -22,8 +22,9 @@ void ensure_curl_initialised();
 // Not thread-safe: one thread (or one event loop) drives a Transfer at a time.
 class Transfer {
  public:
-  // `on_body` empty: the body is kept in the Response. Throws RequestError(invalid_url) for
-  // URLs curl rejects outright.
+  // `on_body` empty: the body is kept in the Response. `request` must outlive the Transfer
+  // (curl reads the URL and the POST body from it). Throws RequestError(invalid_url) for URLs
+  // curl rejects outright.
   Transfer(const Request& request, BodyCallback on_body);
   ~Transfer();
   Transfer(const Transfer&) = delete;
