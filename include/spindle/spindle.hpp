@@ -3,6 +3,7 @@
 
 #include "spindle/errors.hpp"
 #include "spindle/futures.hpp"
+#include "spindle/http.hpp"
 #include "spindle/multiprocessing.hpp"
 #include "spindle/print.hpp"
 #include "spindle/queue.hpp"
