@@ -1130,3 +1130,5 @@ T EventLoop::run_until_complete(Future<T> future) {
 }
 
 }  // namespace spindle::asyncio
+
+#include "spindle/detail/asyncio_sync.hpp"  // IWYU pragma: export
