@@ -838,6 +838,7 @@ T run(Task<T> main) {
     ~Shutdown() {
       try {
         loop.cancel_all_tasks();
+        loop.shutdown_default_executor();
       } catch (...) {
         // a loop that cannot run any more: close() below still frees everything
       }
@@ -1131,4 +1132,5 @@ T EventLoop::run_until_complete(Future<T> future) {
 
 }  // namespace spindle::asyncio
 
-#include "spindle/detail/asyncio_sync.hpp"  // IWYU pragma: export
+#include "spindle/detail/asyncio_bridge.hpp"  // IWYU pragma: export
+#include "spindle/detail/asyncio_sync.hpp"    // IWYU pragma: export

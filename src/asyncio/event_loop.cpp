@@ -1,6 +1,8 @@
 // The asyncio event loop on libuv: a ready queue of callbacks, one timer heap driven by a
 // single uv_timer_t, and a uv_async_t for call_soon_threadsafe. See docs/design/asyncio.md.
+#include <csignal>
 #include <cstdio>
+#include <map>
 #include <system_error>
 
 #include "spindle/detail/asyncio_uv.hpp"
@@ -35,13 +37,38 @@ EventLoop& get_running_loop() {
   return *tls_running_loop;
 }
 
+struct SignalEntry {
+  uv_signal_t handle;
+  EventLoop* loop;
+  std::function<void()> callback;
+};
+
 struct EventLoop::Uv {
   uv_loop_t loop;
   uv_timer_t timer;
   uv_async_t async;
+  std::map<int, SignalEntry*> signals;
 };
 
-EventLoop::EventLoop() : uv_(std::make_unique<Uv>()) {
+namespace internal {
+bool post_threadsafe(ThreadsafeGate& gate, spindle::detail::UniqueFunction function) {
+  auto* state = new HandleState;
+  state->function = std::move(function);
+  {
+    std::lock_guard lock(gate.mutex);
+    if (!gate.closed) {
+      gate.queue.push_back(state);
+      uv_async_send(static_cast<uv_async_t*>(gate.async));
+      return true;
+    }
+  }
+  state->release();  // outside the mutex: the function's destructor may post again
+  return false;
+}
+}  // namespace internal
+
+EventLoop::EventLoop()
+    : uv_(std::make_unique<Uv>()), gate_(std::make_shared<internal::ThreadsafeGate>()) {
   if (int rc = uv_loop_init(&uv_->loop); rc != 0) throw_uv_error(rc, "uv_loop_init");
   uv_timer_init(&uv_->loop, &uv_->timer);
   uv_->timer.data = this;
@@ -55,6 +82,7 @@ EventLoop::EventLoop() : uv_(std::make_unique<Uv>()) {
     throw_uv_error(rc, "uv_async_init");
   }
   uv_->async.data = this;
+  gate_->async = &uv_->async;
 }
 
 EventLoop::~EventLoop() {
@@ -71,22 +99,25 @@ void EventLoop::check_open() const {
 }
 
 void EventLoop::push_threadsafe(internal::HandleState* state) {
-  std::lock_guard lock(threadsafe_mutex_);
-  if (threadsafe_closed_) {
-    state->release();
-    state->release();
-    throw std::logic_error("asyncio: call_soon_threadsafe on a closed event loop");
+  {
+    std::lock_guard lock(gate_->mutex);
+    if (!gate_->closed) {
+      gate_->queue.push_back(state);
+      // Under the mutex, so that close() cannot close the async handle in between.
+      uv_async_send(&uv_->async);
+      return;
+    }
   }
-  threadsafe_queue_.push_back(state);
-  // Under the mutex, so that close() cannot close the async handle in between.
-  uv_async_send(&uv_->async);
+  state->release();
+  state->release();
+  throw std::logic_error("asyncio: call_soon_threadsafe on a closed event loop");
 }
 
 void EventLoop::drain_threadsafe() {
   std::vector<internal::HandleState*> arrived;
   {
-    std::lock_guard lock(threadsafe_mutex_);
-    arrived.swap(threadsafe_queue_);
+    std::lock_guard lock(gate_->mutex);
+    arrived.swap(gate_->queue);
   }
   for (auto* state : arrived)
     push_ready({&run_handle, &discard_handle, state});
@@ -308,10 +339,6 @@ void EventLoop::cancel_all_tasks() {
 void EventLoop::close() {
   if (closed_) return;
   if (running_) throw std::logic_error("asyncio: cannot close a running event loop");
-  {
-    std::lock_guard lock(threadsafe_mutex_);
-    threadsafe_closed_ = true;
-  }
   drain_threadsafe();
   auto discard_ready = [this] {
     while (!ready_.empty()) {
@@ -339,13 +366,29 @@ void EventLoop::close() {
     remove_timer(node);
     if (node->fire == &fire_timer_handle) static_cast<internal::HandleState*>(node)->release();
   }
+  while (!uv_->signals.empty())
+    remove_signal_handler(uv_->signals.begin()->first);
   // Futures and finished tasks still referenced by handles outlive the loop: they forget it.
   while (futures_ != nullptr) {
     internal::FutureBase* future = futures_;
     unregister_future(future);
     future->forget_loop();
   }
+  // Only now refuse thread-safe work: whoever is refused afterwards may drop asyncio handles
+  // on its own thread, which is safe once no future refers to the loop.
+  std::vector<internal::HandleState*> late;
+  {
+    std::lock_guard lock(gate_->mutex);
+    gate_->closed = true;
+    late.swap(gate_->queue);
+  }
+  for (auto* state : late)
+    state->release();
   closed_ = true;
+  if (default_executor_) {
+    default_executor_->shutdown(false);
+    default_executor_.reset();  // waits for the calls already running
+  }
   uv_walk(
       &uv_->loop,
       [](uv_handle_t* handle, void*) {
@@ -354,6 +397,75 @@ void EventLoop::close() {
       nullptr);
   uv_run(&uv_->loop, UV_RUN_DEFAULT);
   uv_loop_close(&uv_->loop);
+}
+
+futures::Executor& EventLoop::default_executor() {
+  check_open();
+  if (!default_executor_) default_executor_ = std::make_shared<futures::ThreadPoolExecutor>();
+  return *default_executor_;
+}
+
+void EventLoop::set_default_executor(std::shared_ptr<futures::Executor> executor) {
+  if (!executor) throw std::invalid_argument("set_default_executor needs an executor");
+  default_executor_ = std::move(executor);
+}
+
+void EventLoop::shutdown_default_executor() {
+  if (!default_executor_) return;
+  std::shared_ptr<futures::Executor> executor = std::move(default_executor_);
+  std::thread waiter([executor, gate = gate_, this] {
+    executor->shutdown(true);
+    (void)internal::post_threadsafe(*gate, [this] { stop(); });
+  });
+  try {
+    run_forever();
+  } catch (...) {
+    waiter.join();
+    throw;
+  }
+  waiter.join();
+}
+
+void EventLoop::add_signal_handler(int signum, std::function<void()> callback) {
+  check_open();
+  if (!callback) throw std::invalid_argument("add_signal_handler needs a callable");
+  if (signum <= 0 || signum >= NSIG || signum == SIGKILL || signum == SIGSTOP)
+    throw std::invalid_argument("add_signal_handler: signal " + std::to_string(signum) +
+                                " cannot be caught");
+  if (auto found = uv_->signals.find(signum); found != uv_->signals.end()) {
+    found->second->callback = std::move(callback);
+    return;
+  }
+  auto entry = std::make_unique<SignalEntry>();
+  entry->loop = this;
+  entry->callback = std::move(callback);
+  uv_signal_init(&uv_->loop, &entry->handle);
+  entry->handle.data = entry.get();
+  const int rc = uv_signal_start(
+      &entry->handle,
+      [](uv_signal_t* handle, int) {
+        auto* signal = static_cast<SignalEntry*>(handle->data);
+        signal->loop->call_soon(signal->callback);
+      },
+      signum);
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&entry.release()->handle),
+             [](uv_handle_t* handle) { delete static_cast<SignalEntry*>(handle->data); });
+    throw std::invalid_argument("add_signal_handler: signal " + std::to_string(signum) + ": " +
+                                uv_strerror(rc));
+  }
+  uv_->signals.emplace(signum, entry.release());
+}
+
+bool EventLoop::remove_signal_handler(int signum) {
+  auto found = uv_->signals.find(signum);
+  if (found == uv_->signals.end()) return false;
+  SignalEntry* entry = found->second;
+  uv_->signals.erase(found);
+  uv_signal_stop(&entry->handle);
+  uv_close(reinterpret_cast<uv_handle_t*>(&entry->handle),
+           [](uv_handle_t* handle) { delete static_cast<SignalEntry*>(handle->data); });
+  return true;
 }
 
 void EventLoop::call_exception_handler(const ExceptionContext& context) {

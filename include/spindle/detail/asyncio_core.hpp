@@ -121,9 +121,11 @@ class FutureBase {
   FutureBase(const FutureBase&) = delete;
   FutureBase& operator=(const FutureBase&) = delete;
 
-  void add_ref() noexcept { ++references_; }
+  // Atomic only so that a handle a bridge could not send back to a closed loop may be
+  // dropped on another thread; everything else about a future is loop-thread only.
+  void add_ref() noexcept { references_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
-    if (--references_ == 0) destroy_unreferenced();
+    if (references_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy_unreferenced();
   }
 
   State state() const noexcept { return state_; }
@@ -149,7 +151,9 @@ class FutureBase {
     log_unretrieved_ = false;
     silenced_ = true;
   }
-  std::uint32_t reference_count() const noexcept { return references_; }
+  std::uint32_t reference_count() const noexcept {
+    return references_.load(std::memory_order_relaxed);
+  }
 
   void subscribe(CompletionNode* node) noexcept;
   void unsubscribe(CompletionNode* node) noexcept;
@@ -184,7 +188,7 @@ class FutureBase {
   std::exception_ptr exception_;
   std::unique_ptr<Extras> extras_;
   CompletionNode* listeners_ = nullptr;
-  std::uint32_t references_ = 1;
+  std::atomic<std::uint32_t> references_{1};
   State state_ = State::pending;
   bool log_unretrieved_ = false;
   bool silenced_ = false;  // mark_retrieved() was called: never report
@@ -446,6 +450,19 @@ struct HandleState : TimerNode {
   }
 };
 
+// The thread-safe way into a loop (call_soon_threadsafe's queue), shared with the bridges so
+// that it outlives the loop: once the loop is closed it refuses work instead of touching a
+// dead loop.
+struct ThreadsafeGate {
+  std::mutex mutex;
+  std::vector<HandleState*> queue;  // guarded by mutex
+  bool closed = false;              // guarded by mutex
+  void* async = nullptr;            // the loop's uv_async_t, signalled under the mutex
+};
+// Queues `function` to run on the gate's loop. Thread-safe. False (and `function` destroyed
+// here) if the loop is closed.
+bool post_threadsafe(ThreadsafeGate& gate, spindle::detail::UniqueFunction function);
+
 }  // namespace internal
 
 // A callback scheduled by call_soon / call_soon_threadsafe (asyncio.Handle). Copyable.
@@ -579,6 +596,28 @@ class EventLoop {
   // Prints the context to stderr, as Python's default handler logs it.
   static void default_exception_handler(const ExceptionContext& context);
 
+  // Runs function(args...) on `executor` and gives an asyncio Future of its result
+  // (loop.run_in_executor). Defined in detail/asyncio_bridge.hpp.
+  template <class F, class... A>
+  auto run_in_executor(futures::Executor& executor, F&& function, A&&... args);
+  // The same on the loop's default executor (Python's None).
+  template <class F, class... A>
+  auto run_in_executor(std::nullptr_t, F&& function, A&&... args);
+  // The executor run_in_executor(nullptr, ...) and to_thread use: a ThreadPoolExecutor made
+  // on first use, unless set_default_executor gave another.
+  futures::Executor& default_executor();
+  void set_default_executor(std::shared_ptr<futures::Executor> executor);
+  // Shuts the default executor down, waiting for its calls while the loop keeps running
+  // (what asyncio.run does at its end). Blocks.
+  void shutdown_default_executor();
+
+  // Runs callback on the loop (via call_soon) each time signal `signum` arrives
+  // (loop.add_signal_handler; libuv's uv_signal). Replaces an earlier handler.
+  // std::invalid_argument for an invalid or uncatchable signal.
+  void add_signal_handler(int signum, std::function<void()> callback);
+  // False if no handler was set for `signum`.
+  bool remove_signal_handler(int signum);
+
   // ---- internal interface (used by tasks, awaiters and libuv-based modules) ----
   void push_ready(internal::ReadyEntry entry) { ready_.push_back(entry); }
   void add_timer(internal::TimerNode* node);
@@ -592,6 +631,9 @@ class EventLoop {
   // asyncio.run's ending: cancels every pending task and runs until they are all done.
   void cancel_all_tasks();
   std::uint64_t next_task_number() noexcept { return ++task_counter_; }
+  const std::shared_ptr<internal::ThreadsafeGate>& threadsafe_gate() const noexcept {
+    return gate_;
+  }
 
  private:
   struct Uv;
@@ -617,9 +659,8 @@ class EventLoop {
   internal::FutureBase* futures_ = nullptr;  // every live future and task of this loop
   internal::TaskCoreBase* current_task_ = nullptr;
   ExceptionHandler exception_handler_;
-  std::mutex threadsafe_mutex_;
-  std::vector<internal::HandleState*> threadsafe_queue_;  // guarded by threadsafe_mutex_
-  bool threadsafe_closed_ = false;                        // guarded by threadsafe_mutex_
+  std::shared_ptr<internal::ThreadsafeGate> gate_;
+  std::shared_ptr<futures::Executor> default_executor_;
   std::thread::id thread_;
   bool stopping_ = false;
   bool running_ = false;
