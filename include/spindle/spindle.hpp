@@ -1,6 +1,7 @@
 // Everything spindle offers, in one include.
 #pragma once
 
+#include "spindle/asyncio.hpp"
 #include "spindle/errors.hpp"
 #include "spindle/futures.hpp"
 #include "spindle/http.hpp"
