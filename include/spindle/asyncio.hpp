@@ -1130,3 +1130,4 @@ T EventLoop::run_until_complete(Future<T> future) {
 }
 
 }  // namespace spindle::asyncio
+#include "spindle/detail/asyncio_streams.hpp"
