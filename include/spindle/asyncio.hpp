@@ -1134,3 +1134,4 @@ T EventLoop::run_until_complete(Future<T> future) {
 
 #include "spindle/detail/asyncio_bridge.hpp"  // IWYU pragma: export
 #include "spindle/detail/asyncio_sync.hpp"    // IWYU pragma: export
+#include "spindle/detail/asyncio_streams.hpp"  // IWYU pragma: export
