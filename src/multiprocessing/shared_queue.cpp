@@ -8,6 +8,7 @@
 #include <climits>
 #include <system_error>
 
+#include "../core/futex.hpp"
 #include "spindle/detail/multiprocessing_shared.hpp"
 
 namespace spindle::multiprocessing::detail {
@@ -103,14 +104,14 @@ void copy_out(QueueState& s, std::uint64_t position, std::byte* to, std::uint64_
 void signal(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& waiters) {
   if (waiters.load(std::memory_order_seq_cst) != 0) {
     seq.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake_shared(seq, INT_MAX);
+    spindle::detail::futex_wake(seq, INT_MAX, true);
   }
 }
 
 void wake_everyone(QueueState& s) {
   for (auto* seq : {&s.data_seq, &s.space_seq, &s.join_seq}) {
     seq->fetch_add(1, std::memory_order_seq_cst);
-    futex_wake_shared(*seq, INT_MAX);
+    spindle::detail::futex_wake(*seq, INT_MAX, true);
   }
 }
 
@@ -143,7 +144,7 @@ bool wait_until_ready(QueueState& s, std::atomic<std::uint32_t>& seq,
   for (int spin = 0; spin < kSpins; ++spin) {
     if (ready()) return true;
     if (deadline != nullptr && spin == 0 && Clock::now() >= *deadline) break;
-    cpu_relax();
+    spindle::detail::cpu_relax();
   }
   for (;;) {
     if (ready()) return true;
@@ -166,10 +167,10 @@ bool wait_until_ready(QueueState& s, std::atomic<std::uint32_t>& seq,
       return false;
     }
     if (peer == nullptr) {
-      futex_wait_shared(seq, seen, deadline);
+      spindle::detail::futex_wait(seq, seen, deadline, true);
     } else {
       const auto probe_at = now + kOwnerProbeInterval;
-      futex_wait_shared(seq, seen, &probe_at);
+      spindle::detail::futex_wait(seq, seen, &probe_at, true);
     }
     waiters.fetch_sub(1, std::memory_order_relaxed);
     if (peer != nullptr && Clock::now() >= now + kOwnerProbeInterval) {

@@ -1,40 +1,18 @@
 // The process-shared synchronization primitives: futex words in shared memory. See
 // docs/design/shared-memory.md.
 #include <link.h>
-#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <climits>
-#include <ctime>
-#include <mutex>
+#include <cstring>
 #include <system_error>
 
+#include "../core/futex.hpp"
 #include "spindle/detail/multiprocessing_shared.hpp"
 
 namespace spindle::multiprocessing {
 namespace detail {
-
-void futex_wait_shared(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                       const Clock::time_point* deadline) {
-  // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, the steady clock's own.
-  timespec absolute{};
-  if (deadline != nullptr) {
-    const auto since_epoch = deadline->time_since_epoch();
-    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
-    absolute.tv_sec = static_cast<time_t>(seconds.count());
-    absolute.tv_nsec = static_cast<long>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - seconds).count());
-  }
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_BITSET, expected,
-            deadline != nullptr ? &absolute : nullptr, nullptr, FUTEX_BITSET_MATCH_ANY);
-}
-
-void futex_wake_shared(std::atomic<std::uint32_t>& word, int count) {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, count, nullptr, nullptr,
-            0);
-}
 
 namespace {
 
@@ -76,7 +54,7 @@ Acquired lock_word_acquire(std::atomic<std::uint32_t>& word, const Clock::time_p
                                                    std::memory_order_relaxed)) {
       return Acquired::yes;
     }
-    cpu_relax();
+    spindle::detail::cpu_relax();
   }
   // Sleep with the waiters mark set, in slices of kOwnerProbeInterval: after each the holder's
   // pid is checked, and a dead holder's lock is taken over.
@@ -109,14 +87,14 @@ Acquired lock_word_acquire(std::atomic<std::uint32_t>& word, const Clock::time_p
       continue;
     }
     const auto wake_at = deadline != nullptr ? std::min(*deadline, next_probe) : next_probe;
-    futex_wait_shared(word, current, &wake_at);
+    spindle::detail::futex_wait(word, current, &wake_at, true);
   }
 }
 
 void lock_word_release(std::atomic<std::uint32_t>& word) {
   const std::uint32_t previous = word.exchange(0, std::memory_order_release);
   if (previous == 0) throw std::logic_error("release unlocked lock");
-  if ((previous & kLockWaiters) != 0) futex_wake_shared(word, 1);
+  if ((previous & kLockWaiters) != 0) spindle::detail::futex_wake(word, 1, true);
 }
 
 }  // namespace detail
@@ -285,7 +263,7 @@ bool Condition::wait_until(const detail::Clock::time_point* deadline) {
   }
   while (slot.notified.load(std::memory_order_acquire) == 0) {
     if (deadline != nullptr && detail::Clock::now() >= *deadline) break;
-    detail::futex_wait_shared(slot.notified, 0, deadline);
+    spindle::detail::futex_wait(slot.notified, 0, deadline, true);
   }
   if (auto* rlock = std::get_if<RLock>(&lock_)) {
     rlock->acquire_levels(levels);
@@ -313,7 +291,7 @@ void Condition::notify(std::size_t n) {
       continue;
     }
     slot.notified.store(1, std::memory_order_release);
-    detail::futex_wake_shared(slot.notified, 1);
+    spindle::detail::futex_wake(slot.notified, 1, true);
     --n;
   }
 }
@@ -352,7 +330,7 @@ bool Semaphore::acquire_until(const detail::Clock::time_point* deadline) {
     if (deadline != nullptr && detail::Clock::now() >= *deadline) return false;
     s.waiters.fetch_add(1, std::memory_order_seq_cst);
     if (s.value.load(std::memory_order_seq_cst) == 0)
-      detail::futex_wait_shared(s.value, 0, deadline);
+      spindle::detail::futex_wait(s.value, 0, deadline, true);
     s.waiters.fetch_sub(1, std::memory_order_relaxed);
   }
 }
@@ -372,7 +350,8 @@ void Semaphore::release(std::ptrdiff_t n) {
   } while (!s.value.compare_exchange_weak(value, next, std::memory_order_seq_cst,
                                           std::memory_order_relaxed));
   if (s.waiters.load(std::memory_order_seq_cst) > 0) {
-    detail::futex_wake_shared(s.value, static_cast<int>(std::min<std::ptrdiff_t>(n, INT_MAX)));
+    spindle::detail::futex_wake(s.value, static_cast<int>(std::min<std::ptrdiff_t>(n, INT_MAX)),
+                                true);
   }
 }
 
@@ -403,7 +382,7 @@ void Event::set() {
     next = ((current & ~kEventWaiters) + kEventGeneration) | kEventSet;
   } while (!word.compare_exchange_weak(current, next, std::memory_order_release,
                                        std::memory_order_relaxed));
-  if ((current & kEventWaiters) != 0) detail::futex_wake_shared(word, INT_MAX);
+  if ((current & kEventWaiters) != 0) spindle::detail::futex_wake(word, INT_MAX, true);
 }
 
 void Event::clear() {
@@ -426,7 +405,7 @@ bool Event::wait_until(const detail::Clock::time_point* deadline) {
       }
       current |= kEventWaiters;
     }
-    detail::futex_wait_shared(word, current, deadline);
+    spindle::detail::futex_wait(word, current, deadline, true);
     current = word.load(std::memory_order_acquire);
   }
 }

@@ -1,12 +1,8 @@
 // Lock's contended paths and the futex primitive under it. See docs/design/threading.md.
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <climits>
-#include <ctime>
 
+#include "../core/futex.hpp"
 #include "spindle/threading.hpp"
 
 namespace spindle::threading {
@@ -14,34 +10,15 @@ namespace detail {
 
 void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
                 const spindle::detail::Clock::time_point* deadline) {
-  // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, the steady clock's own,
-  // so a wait that wakes spuriously needs no recomputation of the time left.
-  timespec absolute{};
-  if (deadline != nullptr) {
-    const auto since_epoch = deadline->time_since_epoch();
-    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
-    absolute.tv_sec = static_cast<time_t>(seconds.count());
-    absolute.tv_nsec = static_cast<long>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - seconds).count());
-  }
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word),
-            FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected,
-            deadline != nullptr ? &absolute : nullptr, nullptr, FUTEX_BITSET_MATCH_ANY);
+  spindle::detail::futex_wait(word, expected, deadline, false);
 }
 
 void futex_wake(std::atomic<std::uint32_t>& word, int count) {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG,
-            count, nullptr, nullptr, 0);
+  spindle::detail::futex_wake(word, count, false);
 }
 
 namespace {
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
+using spindle::detail::cpu_relax;
 // A cross-core wake-up costs tens of microseconds on a VM; a critical section usually far
 // less. Spinning this many pauses (a few microseconds) before sleeping wins both ways.
 constexpr int kSpins = 100;

@@ -1,7 +1,5 @@
 // Queue, JoinableQueue and SimpleQueue across processes.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
 
 #include <cereal/types/string.hpp>
 #include <chrono>
@@ -10,8 +8,6 @@
 #include <thread>
 
 #include "shared_test_support.hpp"
-
-extern char** environ;
 
 namespace mp = spindle::multiprocessing;
 namespace queue = spindle::queue;
@@ -312,44 +308,14 @@ TEST(SharedQueue, AWriterDyingMidMessageBreaksTheQueueInsteadOfHanging) {
 
 // A spawned process (a fresh image of this test binary, no inherited mapping) attaches to the
 // queues by the names in their handles.
-std::string to_hex(const std::string& bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : bytes) {
-    hex.push_back(digits[c >> 4]);
-    hex.push_back(digits[c & 15]);
-  }
-  return hex;
-}
-std::string from_hex(const char* hex) {
-  std::string bytes;
-  for (; hex[0] != 0 && hex[1] != 0; hex += 2)
-    bytes.push_back(static_cast<char>(std::stoi(std::string(hex, 2), nullptr, 16)));
-  return bytes;
-}
-
 TEST(SharedQueue, ASpawnedProcessAttachesByName) {
   mp::Queue<std::string> requests;
   mp::Queue<std::string> replies;
-  const std::string handles = to_hex(spindle_test::save_handle(requests)) + ":" +
-                              to_hex(spindle_test::save_handle(replies));
-  const std::string environment = "SPINDLE_TEST_QUEUES=" + handles;
-  std::vector<char*> envp;
-  for (char** e = environ; *e != nullptr; ++e)
-    envp.push_back(*e);
-  envp.push_back(const_cast<char*>(environment.c_str()));
-  envp.push_back(nullptr);
-  std::string self = "/proc/self/exe";
-  std::string filter = "--gtest_filter=SpawnedChild.DISABLED_EchoesQueueItems";
-  std::string also = "--gtest_also_run_disabled_tests";
-  char* argv[] = {self.data(), filter.data(), also.data(), nullptr};
-  posix_spawn_file_actions_t quiet;  // the child's own gtest report would clutter ours
-  ::posix_spawn_file_actions_init(&quiet);
-  ::posix_spawn_file_actions_addopen(&quiet, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t child = 0;
-  const int spawned = ::posix_spawn(&child, "/proc/self/exe", &quiet, nullptr, argv, envp.data());
-  ::posix_spawn_file_actions_destroy(&quiet);
-  ASSERT_EQ(spawned, 0);
+  const pid_t child = spindle_test::spawn_self_test(
+      "SpawnedChild.DISABLED_EchoesQueueItems", "SPINDLE_TEST_QUEUES",
+      spindle_test::to_hex(spindle_test::save_handle(requests)) + ":" +
+          spindle_test::to_hex(spindle_test::save_handle(replies)));
+  ASSERT_GT(child, 0);
   requests.put("ping");
   requests.put(std::string(2 * 1024 * 1024, 'z'));
   requests.put("stop");
@@ -365,8 +331,8 @@ TEST(SpawnedChild, DISABLED_EchoesQueueItems) {
   const auto colon = both.find(':');
   mp::Queue<std::string> requests;
   mp::Queue<std::string> replies;
-  spindle_test::load_handle(from_hex(both.substr(0, colon).c_str()), requests);
-  spindle_test::load_handle(from_hex(both.substr(colon + 1).c_str()), replies);
+  spindle_test::load_handle(spindle_test::from_hex(both.substr(0, colon).c_str()), requests);
+  spindle_test::load_handle(spindle_test::from_hex(both.substr(colon + 1).c_str()), replies);
   for (;;) {
     const std::string request = requests.get(60s);
     if (request == "stop") break;

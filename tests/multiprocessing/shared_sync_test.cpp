@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
@@ -370,6 +371,35 @@ TEST(SharedBarrier, HandleCarriesTheActionAsAPlaceInTheBinary) {
   EXPECT_EQ(loaded.wait(), 0u);
   EXPECT_EQ(actions_run->value(), 1);
   actions_run.reset();
+}
+
+bool action_ran_here = false;
+void note_action() {
+  action_ran_here = true;
+}
+
+// The child is a fresh image of the binary, loaded elsewhere by ASLR: the action it runs is
+// found by its offset in the executable.
+TEST(SharedBarrier, ASpawnedProcessArrivingLastRunsTheActionInItsOwnImage) {
+  mp::Barrier barrier(2, {.action = note_action});
+  const pid_t child = spindle_test::spawn_self_test(
+      "SpawnedBarrierChild.DISABLED_ArrivesLast", "SPINDLE_TEST_BARRIER",
+      spindle_test::to_hex(spindle_test::save_handle(barrier)));
+  ASSERT_GT(child, 0);
+  EXPECT_EQ(barrier.wait(60s), 0u);
+  EXPECT_FALSE(action_ran_here);
+  EXPECT_EQ(wait_child(child), 0);
+}
+
+TEST(SpawnedBarrierChild, DISABLED_ArrivesLast) {
+  const char* handle = std::getenv("SPINDLE_TEST_BARRIER");
+  ASSERT_NE(handle, nullptr);
+  mp::Barrier barrier(1);
+  spindle_test::load_handle(spindle_test::from_hex(handle), barrier);
+  while (barrier.n_waiting() == 0)
+    std::this_thread::yield();
+  EXPECT_EQ(barrier.wait(60s), 1u);
+  EXPECT_TRUE(action_ran_here);
 }
 
 TEST(SharedHandles, CrossThroughCerealAndNameTheSameObject) {

@@ -1,7 +1,9 @@
 // Helpers for the cross-process tests: run a body in a forked child and read how it ended.
 #pragma once
 
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,8 +11,11 @@
 #include <exception>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "spindle/detail/multiprocessing_shared.hpp"
+
+extern char** environ;
 
 namespace spindle_test {
 
@@ -71,6 +76,47 @@ std::string segment_name(const T& handle) {
 
 inline bool shm_exists(const std::string& posix_name) {
   return ::access(("/dev/shm" + posix_name).c_str(), F_OK) == 0;
+}
+
+// Bytes as hex digits (for an environment variable) and back.
+inline std::string to_hex(const std::string& bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : bytes) {
+    hex.push_back(digits[c >> 4]);
+    hex.push_back(digits[c & 15]);
+  }
+  return hex;
+}
+inline std::string from_hex(const char* hex) {
+  std::string bytes;
+  for (; hex[0] != 0 && hex[1] != 0; hex += 2)
+    bytes.push_back(static_cast<char>(std::stoi(std::string(hex, 2), nullptr, 16)));
+  return bytes;
+}
+
+// Starts a fresh image of this test binary (no inherited mapping, its own ASLR layout) that
+// runs the one (disabled) test `test`, with `variable`=`value` in its environment and its
+// stdout (its own gtest report) discarded. Returns the pid, or -1.
+inline pid_t spawn_self_test(const std::string& test, const std::string& variable,
+                             const std::string& value) {
+  const std::string assignment = variable + "=" + value;
+  std::vector<char*> envp;
+  for (char** entry = environ; *entry != nullptr; ++entry)
+    envp.push_back(*entry);
+  envp.push_back(const_cast<char*>(assignment.c_str()));
+  envp.push_back(nullptr);
+  std::string self = "/proc/self/exe";
+  std::string filter = "--gtest_filter=" + test;
+  std::string also = "--gtest_also_run_disabled_tests";
+  char* argv[] = {self.data(), filter.data(), also.data(), nullptr};
+  posix_spawn_file_actions_t quiet;
+  ::posix_spawn_file_actions_init(&quiet);
+  ::posix_spawn_file_actions_addopen(&quiet, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t child = -1;
+  const int error = ::posix_spawn(&child, self.c_str(), &quiet, nullptr, argv, envp.data());
+  ::posix_spawn_file_actions_destroy(&quiet);
+  return error == 0 ? child : -1;
 }
 
 }  // namespace spindle_test

@@ -6,7 +6,10 @@
 // Every object lives in POSIX shared memory (/dev/shm). A C++ object here is a handle: copies
 // share the same shared object, and each type has a cereal save/load that writes the segment's
 // name and offset, so a handle serialized in one process and loaded in another (a Process or
-// pool argument) names the same lock, queue or memory there.
+// pool argument) names the same lock, queue or memory there. Loading into a handle makes it
+// name the loaded object (what it named before is released); constructing one always makes a
+// new object. Handles may be used from any thread; copying or assigning one handle object
+// from two threads at once is not synchronized (as for std::shared_ptr).
 //
 // Lifetime: the segments spindle names itself (everything except SharedMemory) are unlinked by
 // the process that created them when its last handle goes; other processes attach while it
@@ -113,20 +116,6 @@ std::size_t sweep_orphaned_segments();
 int current_pid();
 // True when process `pid` no longer runs (gone, or a zombie nobody has reaped yet).
 bool process_gone(int pid);
-
-// Futex waits and wakes on words in shared memory (FUTEX_PRIVATE_FLAG off, so every process
-// mapping the word shares its wait queue). A null deadline waits without limit.
-void futex_wait_shared(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                       const Clock::time_point* deadline);
-void futex_wake_shared(std::atomic<std::uint32_t>& word, int count);
-// One pause of a spin-wait.
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 // The robust lock word shared by Lock, RLock and the queues: 0 unlocked, otherwise the
 // holder's pid, with kLockWaiters set when someone may sleep on it.
@@ -431,6 +420,7 @@ class LockableMethods {
 // updated). Copies are handles to the same lock. Thread-safe and process-safe.
 class Lock : public detail::PlaceHandle<detail::Kind::lock>, public detail::LockableMethods<Lock> {
  public:
+  // A new, unlocked lock in a new shared-memory segment.
   Lock();
   // std::logic_error when it is not locked. Non-blocking.
   void release();
@@ -452,6 +442,7 @@ class Lock : public detail::PlaceHandle<detail::Kind::lock>, public detail::Lock
 class RLock : public detail::PlaceHandle<detail::Kind::rlock>,
               public detail::LockableMethods<RLock> {
  public:
+  // A new, unlocked re-entrant lock in a new shared-memory segment.
   RLock();
   // std::logic_error when the calling thread does not own it.
   void release();
@@ -600,7 +591,9 @@ class BoundedSemaphore : public Semaphore {
 // process; clear() resets it. Thread-safe and process-safe.
 class Event : public detail::PlaceHandle<detail::Kind::event> {
  public:
+  // A new, clear event in a new shared-memory segment.
   Event();
+  // Non-blocking.
   bool is_set() const;
   // Sets the flag and wakes every waiter. Non-blocking.
   void set();
