@@ -25,7 +25,11 @@ inline constexpr unsigned uv_handle_closed_flag = 0x2;
 // Closes `handle` so that `callback` runs when libuv is done with it. EventLoop::close closes
 // every open handle without a callback; if that close is still under way, `callback` takes
 // its place; if it is over, returns true: the caller frees the handle's memory now.
+// Outside libuv's callbacks only. Inside the callback of a request cancelled by a close
+// (UV_ECANCELED), libuv has already marked the handle closed but not yet called its close
+// callback: adopt_close then always takes the callback's place.
 bool close_or_adopt(uv_handle_t* handle, uv_close_cb callback) noexcept;
+void adopt_close(uv_handle_t* handle, uv_close_cb callback) noexcept;
 
 class Parked;
 
@@ -139,8 +143,9 @@ class Stream {
   std::shared_ptr<ServerState> server;  // the server that accepted it, if any
 
   // Closes the handle now (pending writes are cancelled), or takes over the close that
-  // EventLoop::close started, so that on_close frees the Stream.
-  void close_handle() noexcept;
+  // EventLoop::close started, so that on_close frees the Stream. `from_cancelled_request`:
+  // called from a request's UV_ECANCELED callback (see adopt_close).
+  void close_handle(bool from_cancelled_request = false) noexcept;
   static void on_close(uv_handle_t* handle);
 
  private:
