@@ -67,6 +67,19 @@ class Parked final : Waiter, TaskSuspension {
 
 // One TCP connection or pipe: the libuv handle, the read buffer, the write queue.
 //
+// Closing, over the flags `closing`, `close_after_flush`, `close_requested`, `closed`:
+// clang-format off
+//   state     flags                       event                             next
+//   open      -                           close() / last ref, writes due    flushing
+//   open      -                           close() / last ref, none due      closing
+//   open      -                           read/write error, reset           closing
+//   flushing  closing, close_after_flush  last write called back, or error  closing
+//   any       -                           EventLoop::close closes handle    closing
+//   closing   closing, close_requested    close callback                    closed
+//   closed    all                         last reference                    freed
+// clang-format on
+// Readers see the end of the stream from `closing` on; drain and wait_closed wake at `closed`.
+//
 // Lifetime: counted by StreamRef (readers, writers, the coroutines working on it). The last
 // reference closes the handle once the queued writes are done; the close callback frees the
 // Stream. If the loop closed the handle itself (EventLoop::close), whoever comes last frees
