@@ -62,6 +62,13 @@ bool close_or_adopt(uv_handle_t* handle, uv_close_cb callback) noexcept {
   return false;
 }
 
+void adopt_close(uv_handle_t* handle, uv_close_cb callback) noexcept {
+  if (!uv_is_closing(handle))
+    uv_close(handle, callback);
+  else
+    handle->close_cb = callback;
+}
+
 // ---- parking ----
 
 void ParkingList::wake_all() noexcept {
@@ -146,7 +153,7 @@ void on_shutdown(uv_shutdown_t* request, int status) {
 void on_connect(uv_connect_t* request, int status) {
   Stream* stream = stream_of(request->handle);
   stream->connect_status = status;
-  if (status == UV_ECANCELED) stream->close_handle();
+  if (status == UV_ECANCELED) stream->close_handle(true);
   stream->connect_waiters.wake_all();
 }
 
@@ -297,7 +304,7 @@ void Stream::write_eof() {
 
 void Stream::after_write(int status) noexcept {
   if (status == UV_ECANCELED) {
-    close_handle();  // the handle is closing: by us, or by EventLoop::close
+    close_handle(true);  // the handle is closing: by us, or by EventLoop::close
   } else if (status < 0) {
     connection_lost(status);
   }
@@ -351,10 +358,13 @@ void Stream::begin_close() noexcept {
   close_handle();
 }
 
-void Stream::close_handle() noexcept {
+void Stream::close_handle(bool from_cancelled_request) noexcept {
   if (close_requested || kind == Kind::none) return;
   close_requested = true;
-  if (close_or_adopt(&uv.handle, &on_close)) on_close(&uv.handle);
+  if (from_cancelled_request)
+    adopt_close(&uv.handle, &on_close);
+  else if (close_or_adopt(&uv.handle, &on_close))
+    on_close(&uv.handle);
 }
 
 void Stream::on_close(uv_handle_t* handle) {

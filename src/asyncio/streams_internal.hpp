@@ -25,7 +25,11 @@ inline constexpr unsigned uv_handle_closed_flag = 0x2;
 // Closes `handle` so that `callback` runs when libuv is done with it. EventLoop::close closes
 // every open handle without a callback; if that close is still under way, `callback` takes
 // its place; if it is over, returns true: the caller frees the handle's memory now.
+// Outside libuv's callbacks only. Inside the callback of a request cancelled by a close
+// (UV_ECANCELED), libuv has already marked the handle closed but not yet called its close
+// callback: adopt_close then always takes the callback's place.
 bool close_or_adopt(uv_handle_t* handle, uv_close_cb callback) noexcept;
+void adopt_close(uv_handle_t* handle, uv_close_cb callback) noexcept;
 
 class Parked;
 
@@ -62,6 +66,19 @@ class Parked final : Waiter, TaskSuspension {
 };
 
 // One TCP connection or pipe: the libuv handle, the read buffer, the write queue.
+//
+// Closing, over the flags `closing`, `close_after_flush`, `close_requested`, `closed`:
+// clang-format off
+//   state     flags                       event                             next
+//   open      -                           close() / last ref, writes due    flushing
+//   open      -                           close() / last ref, none due      closing
+//   open      -                           read/write error, reset           closing
+//   flushing  closing, close_after_flush  last write called back, or error  closing
+//   any       -                           EventLoop::close closes handle    closing
+//   closing   closing, close_requested    close callback                    closed
+//   closed    all                         last reference                    freed
+// clang-format on
+// Readers see the end of the stream from `closing` on; drain and wait_closed wake at `closed`.
 //
 // Lifetime: counted by StreamRef (readers, writers, the coroutines working on it). The last
 // reference closes the handle once the queued writes are done; the close callback frees the
@@ -139,8 +156,9 @@ class Stream {
   std::shared_ptr<ServerState> server;  // the server that accepted it, if any
 
   // Closes the handle now (pending writes are cancelled), or takes over the close that
-  // EventLoop::close started, so that on_close frees the Stream.
-  void close_handle() noexcept;
+  // EventLoop::close started, so that on_close frees the Stream. `from_cancelled_request`:
+  // called from a request's UV_ECANCELED callback (see adopt_close).
+  void close_handle(bool from_cancelled_request = false) noexcept;
   static void on_close(uv_handle_t* handle);
 
  private:
