@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "spindle/detail/block_recycler.hpp"
 #include "spindle/detail/timeout.hpp"
@@ -63,7 +64,11 @@ class FutureCore;
 class CallbackNode {
  public:
   virtual ~CallbackNode() = default;
+  // The future completed: runs the callback, then frees the node (or hands it on). Once
+  // invoked, the node is no longer the future's: `next` is free for its own use.
   virtual void invoke(FutureCore& future) noexcept = 0;
+  // The future is destroyed without ever completing: frees the node.
+  virtual void discard() noexcept { delete this; }
   CallbackNode* next = nullptr;
 };
 
@@ -83,6 +88,8 @@ class FutureCore {
   enum Status : std::uint32_t { pending, running, cancelled, completing, finished };
 
   FutureCore() = default;
+  // A task starts with two references: the executor's and its Future's (no retain needed).
+  explicit FutureCore(std::uint32_t references) noexcept : references_(references) {}
   FutureCore(const FutureCore&) = delete;
   // Futures and tasks live in recycled blocks (see block_recycler.hpp). The virtual
   // destructor makes `delete` pass the most derived object's size.
@@ -171,6 +178,14 @@ class CoreRef {
  private:
   Core* core_ = nullptr;
 };
+
+// True when `states`, the addresses of future states, holds one address twice. Fast for the
+// usual case of many distinct futures allocated close together; may reorder `states`.
+bool has_duplicate_states(std::vector<const void*>& states);
+
+// True when the process may run on one CPU only (its affinity mask, read once): a thread
+// that spins there only delays the thread it waits for, so waits yield at once.
+bool single_cpu_process() noexcept;
 
 // Reports an exception thrown by a done-callback, as Python logs it; the other callbacks go on.
 void report_callback_exception(std::exception_ptr error) noexcept;
