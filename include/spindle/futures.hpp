@@ -307,20 +307,19 @@ namespace internal {
 template <class R>
 using FutureOf = std::remove_cvref_t<std::ranges::range_value_t<R>>;
 
-// The input futures without duplicates, in input order. Duplicates are rare: a quick look at
-// the state addresses finds whether there are any, and only then does a hash set drop them.
-template <class R>
-std::vector<FutureOf<R>> unique_futures(R&& futures) {
-  std::vector<FutureOf<R>> all;
-  if constexpr (std::ranges::sized_range<R>) all.reserve(std::ranges::size(futures));
-  for (auto&& future : futures)
-    all.push_back(future);
-  std::vector<const void*> states;
-  states.reserve(all.size());
-  for (const auto& future : all)
-    states.push_back(state_of(future));
-  if (!spindle::detail::has_duplicate_states(states)) return all;
-  std::vector<FutureOf<R>> unique;
+template <class F>
+bool has_duplicates(const std::vector<F>& futures) {
+  return spindle::detail::has_duplicate_states(futures.size(),
+                                               [&](std::size_t i) { return state_of(futures[i]); });
+}
+
+// `all` without duplicates, in input order. Duplicates are rare: a look at the state
+// addresses alone (has_duplicates) finds whether there are any; only then does a hash set
+// drop them.
+template <class F>
+std::vector<F> without_duplicates(std::vector<F> all) {
+  if (!has_duplicates(all)) return all;
+  std::vector<F> unique;
   std::unordered_set<const void*> seen;
   seen.reserve(all.size());
   for (auto& future : all) {
@@ -329,23 +328,42 @@ std::vector<FutureOf<R>> unique_futures(R&& futures) {
   return unique;
 }
 
+template <class R>
+std::vector<FutureOf<R>> unique_futures(R&& futures) {
+  std::vector<FutureOf<R>> all;
+  if constexpr (std::ranges::sized_range<R>) all.reserve(std::ranges::size(futures));
+  for (auto&& future : futures)
+    all.push_back(future);
+  return without_duplicates(std::move(all));
+}
+
 // The range as_completed returns. Input range; begin() and ++ block for the next future.
 template <class F>
 class AsCompleted {
  public:
-  AsCompleted(std::vector<F> futures, std::optional<Clock::time_point> deadline)
-      : futures_(std::move(futures)),
-        deadline_(deadline),
-        completions_(spindle::detail::make_completion_set(futures_.size())) {
-    // Already-done futures first, in input order; the others as they complete.
-    // A future that completes after the check reaches the set through its node.
-    for (std::size_t i = 0; i < futures_.size(); ++i) {
-      if (futures_[i].done()) {
-        ready_.push_back(i);
-      } else {
-        completions_->watch(*state_of(futures_[i]), i);
+  template <class R>
+  AsCompleted(R&& futures, std::optional<Clock::time_point> deadline) : deadline_(deadline) {
+    if constexpr (std::ranges::sized_range<R>) {
+      // One pass over the futures, whose states are likely out of this core's cache: copy
+      // each and file it as done or watched. Duplicates, rare, are found afterwards from
+      // the addresses alone; then the pass starts again without them.
+      futures_.reserve(std::ranges::size(futures));
+      completions_ = spindle::detail::make_completion_set(std::ranges::size(futures));
+      for (auto&& future : futures) {
+        futures_.push_back(future);
+        file(futures_.size() - 1);
       }
+      if (!has_duplicates(futures_)) return;
+      ready_.clear();
+    } else {
+      for (auto&& future : futures)
+        futures_.push_back(future);
     }
+    futures_ = without_duplicates(std::move(futures_));
+    // A set closed with futures still watched is freed when they complete.
+    completions_ = spindle::detail::make_completion_set(futures_.size());
+    for (std::size_t i = 0; i < futures_.size(); ++i)
+      file(i);
   }
 
   class iterator {
@@ -381,6 +399,16 @@ class AsCompleted {
   std::default_sentinel_t end() const { return {}; }
 
  private:
+  // Already-done futures come first, in input order; the others as they complete. A future
+  // that completes after the check reaches the set through its node.
+  void file(std::size_t index) {
+    if (futures_[index].done()) {
+      ready_.push_back(index);
+    } else {
+      completions_->watch(*state_of(futures_[index]), index);
+    }
+  }
+
   std::size_t next_index() {
     if (position_ == ready_.size()) {
       ready_.clear();
@@ -415,13 +443,12 @@ class AsCompleted {
 // begin() and ++; a worker of a spindle pool runs queued tasks while it waits.
 template <class R>
 auto as_completed(R&& futures) {
-  return internal::AsCompleted<internal::FutureOf<R>>(internal::unique_futures(futures),
-                                                      std::nullopt);
+  return internal::AsCompleted<internal::FutureOf<R>>(futures, std::nullopt);
 }
 template <class R, class Rep, class Period>
 auto as_completed(R&& futures, std::chrono::duration<Rep, Period> timeout) {
   const auto deadline = spindle::detail::deadline_after(timeout);
-  return internal::AsCompleted<internal::FutureOf<R>>(internal::unique_futures(futures), deadline);
+  return internal::AsCompleted<internal::FutureOf<R>>(futures, deadline);
 }
 
 // Blocks until return_when is satisfied or the timeout passes; returns the futures that are

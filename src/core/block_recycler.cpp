@@ -108,6 +108,10 @@ void* allocate_block(std::size_t size) {
   if (blocks.empty()) return ::operator new(class_size(size_class));
   void* block = blocks.back();
   blocks.pop_back();
+  // A recycled block was last written by another thread (the worker that freed it): fetch
+  // the next one for writing now, so the caller does not wait for it when it builds the
+  // next task (a locked instruction right after would stall on the missing store).
+  if (!blocks.empty()) __builtin_prefetch(blocks.back(), 1);
   return block;
 }
 

@@ -311,32 +311,6 @@ void CompletionSet::drop(std::size_t references) noexcept {
   if (references_.fetch_sub(references, std::memory_order_acq_rel) == references) delete this;
 }
 
-bool has_duplicate_states(std::vector<const void*>& states) {
-  if (states.size() < 2) return false;
-  const auto [low, high] = std::minmax_element(states.begin(), states.end());
-  const auto first = reinterpret_cast<std::uintptr_t>(*low);
-  // Distinct states lie at least sizeof(FutureCore) >= kGranule bytes apart, so each owns a
-  // bit of its own in a bitmap of the address range, in kGranule steps. Futures allocated
-  // together span a range a few times their count; a bitmap of up to 64 bits per future
-  // (8 bytes, a tenth of the states themselves) finds duplicates in one pass.
-  constexpr std::uintptr_t kGranule = 32;
-  static_assert(sizeof(FutureCore) >= kGranule);
-  const std::uintptr_t bits = (reinterpret_cast<std::uintptr_t>(*high) - first) / kGranule + 1;
-  if (bits / 64 <= states.size()) {
-    std::vector<std::uint64_t> seen(bits / 64 + 1);
-    for (const void* state : states) {
-      const std::uintptr_t bit = (reinterpret_cast<std::uintptr_t>(state) - first) / kGranule;
-      std::uint64_t& word = seen[bit / 64];
-      const std::uint64_t mask = std::uint64_t{1} << (bit % 64);
-      if ((word & mask) != 0) return true;
-      word |= mask;
-    }
-    return false;
-  }
-  std::sort(states.begin(), states.end());  // scattered far apart: sort them
-  return std::adjacent_find(states.begin(), states.end()) != states.end();
-}
-
 bool single_cpu_process() noexcept {
   static const bool single = [] {
     cpu_set_t set;

@@ -3,6 +3,7 @@
 // docs/design/thread-pool.md.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -179,9 +180,43 @@ class CoreRef {
   Core* core_ = nullptr;
 };
 
-// True when `states`, the addresses of future states, holds one address twice. Fast for the
-// usual case of many distinct futures allocated close together; may reorder `states`.
-bool has_duplicate_states(std::vector<const void*>& states);
+// True when two of state_at(0) ... state_at(count - 1), addresses of future states, are the
+// same. Fast for the usual case of many distinct futures allocated close together: distinct
+// states lie at least sizeof(FutureCore) >= kGranule bytes apart, so each owns a bit of its
+// own in a bitmap of the address range in kGranule steps. Futures allocated together span a
+// range a few times their count; a bitmap of up to 64 bits per future finds duplicates in
+// one pass, cache-friendly. Addresses scattered wider apart are sorted instead.
+template <class StateAt>
+bool has_duplicate_states(std::size_t count, StateAt state_at) {
+  if (count < 2) return false;
+  const auto address = [&](std::size_t i) {
+    return reinterpret_cast<std::uintptr_t>(static_cast<const void*>(state_at(i)));
+  };
+  std::uintptr_t low = address(0);
+  std::uintptr_t high = low;
+  for (std::size_t i = 1; i < count; ++i) {
+    low = std::min(low, address(i));
+    high = std::max(high, address(i));
+  }
+  constexpr std::uintptr_t kGranule = 32;
+  static_assert(sizeof(FutureCore) >= kGranule);
+  const std::uintptr_t bits = (high - low) / kGranule + 1;
+  if (bits / 64 <= count) {
+    std::vector<std::uint64_t> seen(bits / 64 + 1);
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::uintptr_t bit = (address(i) - low) / kGranule;
+      const std::uint64_t mask = std::uint64_t{1} << (bit % 64);
+      if ((seen[bit / 64] & mask) != 0) return true;
+      seen[bit / 64] |= mask;
+    }
+    return false;
+  }
+  std::vector<std::uintptr_t> sorted(count);
+  for (std::size_t i = 0; i < count; ++i)
+    sorted[i] = address(i);
+  std::sort(sorted.begin(), sorted.end());
+  return std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end();
+}
 
 // True when the process may run on one CPU only (its affinity mask, read once): a thread
 // that spins there only delays the thread it waits for, so waits yield at once.
