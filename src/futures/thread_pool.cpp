@@ -45,13 +45,40 @@ std::size_t process_cpu_count() {
 
 std::atomic<std::size_t> pool_counter{0};
 
+// A lock for critical sections of a few instructions (a push_back, a vector swap), taken
+// once per submit. Unlike threading::Lock, releasing it is a plain store, not an atomic
+// exchange: a submit pays one locked instruction for it instead of two. A waiter spins, and
+// yields now and then in case the holder was preempted.
+class SpinLock {
+ public:
+  void lock() noexcept {
+    for (unsigned spin = 1; locked_.exchange(true, std::memory_order_acquire); ++spin) {
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (++spin % 64 == 0) {
+          std::this_thread::yield();
+        } else {
+          cpu_relax();
+        }
+      }
+    }
+  }
+  bool try_lock() noexcept {
+    return !locked_.load(std::memory_order_relaxed) &&
+           !locked_.exchange(true, std::memory_order_acquire);
+  }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> locked_{false};
+};
+
 }  // namespace
 
 // One worker's queues and marks, in three cache lines by who writes them: the submitters (the
 // inbox), the owner per task (the batch), and rarely anybody (the marks, read by submitters
 // on every submit, so they must not share a line with what changes per task).
 struct alignas(64) Slot {
-  threading::Lock inbox_lock;
+  SpinLock inbox_lock;
   std::vector<FutureCore*> inbox;  // guarded by inbox_lock
   // The tasks the worker took from its inbox in one swap. Its owner takes them in order with
   // one fetch_add on `next`; a thief takes one under batch_lock. Only the owner replaces the
@@ -240,7 +267,10 @@ void ThreadPool::enqueue(FutureCore* task) {
   }
   {
     std::scoped_lock guard(target->inbox_lock);
-    target->inbox.push_back(task);
+    std::vector<FutureCore*>& inbox = target->inbox;
+    inbox.push_back(task);
+    // The buffer was a worker's batch: fetch the line the next pushes write ahead of them.
+    if (inbox.size() + 8 < inbox.capacity()) __builtin_prefetch(inbox.data() + inbox.size() + 8, 1);
   }
   if (!first_worker) find_taker(target);
 }
