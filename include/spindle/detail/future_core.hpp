@@ -103,7 +103,13 @@ class FutureCore {
   // Reference counting (Future handles, queues and callbacks each hold one).
   void retain() noexcept { references_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
-    if (references_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
+    // The count is 1 only when the caller holds the last reference: nobody else can copy it
+    // then, so a plain load replaces the atomic decrement (the worker that runs a task whose
+    // Future was dropped at once, the thread that destroys the last handle).
+    if (references_.load(std::memory_order_acquire) == 1 ||
+        references_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      destroy();
+    }
   }
 
   // A task runs here (tasks override it). The default does nothing: a plain Future.
