@@ -25,6 +25,7 @@
 #include <variant>
 #include <vector>
 
+#include "spindle/detail/completion_set.hpp"
 #include "spindle/detail/future_core.hpp"
 #include "spindle/detail/timeout.hpp"
 #include "spindle/errors.hpp"
@@ -88,6 +89,8 @@ class ValueStorage<void> {};
 template <class T>
 class FutureState : public spindle::detail::FutureCore {
  public:
+  FutureState() = default;
+  explicit FutureState(std::uint32_t references) noexcept : FutureCore(references) {}
   ValueStorage<T> storage;
   std::atomic<bool> storage_taken{false};  // a move-only result was moved out
 };
@@ -96,7 +99,8 @@ class FutureState : public spindle::detail::FutureCore {
 template <class R, class F>
 class TaskState final : public FutureState<R> {
  public:
-  explicit TaskState(F&& function) : function_(std::move(function)) {}
+  // Two references: the executor's and the returned Future's.
+  explicit TaskState(F&& function) : FutureState<R>(2), function_(std::move(function)) {}
   void execute() noexcept override {
     bool start = false;
     try {
@@ -303,83 +307,63 @@ namespace internal {
 template <class R>
 using FutureOf = std::remove_cvref_t<std::ranges::range_value_t<R>>;
 
-// The input futures without duplicates, in input order.
-template <class R>
-std::vector<FutureOf<R>> unique_futures(R&& futures) {
-  std::vector<FutureOf<R>> unique;
-  std::unordered_set<FutureOf<R>> seen;
-  for (auto&& future : futures) {
-    if (seen.insert(future).second) unique.push_back(future);
+template <class F>
+bool has_duplicates(const std::vector<F>& futures) {
+  return spindle::detail::has_duplicate_states(futures.size(),
+                                               [&](std::size_t i) { return state_of(futures[i]); });
+}
+
+// `all` without duplicates, in input order. Duplicates are rare: a look at the state
+// addresses alone (has_duplicates) finds whether there are any; only then does a hash set
+// drop them.
+template <class F>
+std::vector<F> without_duplicates(std::vector<F> all) {
+  if (!has_duplicates(all)) return all;
+  std::vector<F> unique;
+  std::unordered_set<const void*> seen;
+  seen.reserve(all.size());
+  for (auto& future : all) {
+    if (seen.insert(state_of(future)).second) unique.push_back(std::move(future));
   }
   return unique;
 }
 
-// Collects the indices of futures as they complete, and wakes whoever waits for them.
-// Callback nodes hold it; it holds no future, so nothing keeps a never-completed future alive.
-class Collector {
- public:
-  void completed(std::size_t index) {
-    std::shared_ptr<spindle::detail::Waiter> waiter;
-    {
-      std::lock_guard guard(mutex_);
-      indices_.push_back(index);
-      waiter = waiter_;
-    }
-    if (waiter) waiter->signal();
-  }
-  // Moves what completed since the last call into `out`; records the calling thread as the
-  // one to wake.
-  void take(std::vector<std::size_t>& out) {
-    std::lock_guard guard(mutex_);
-    waiter_ = spindle::detail::current_waiter();
-    out.insert(out.end(), indices_.begin(), indices_.end());
-    indices_.clear();
-  }
-  bool any() {
-    std::lock_guard guard(mutex_);
-    return !indices_.empty();
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<std::size_t> indices_;
-  std::shared_ptr<spindle::detail::Waiter> waiter_;
-};
-
-class CollectNode final : public spindle::detail::CallbackNode {
- public:
-  CollectNode(std::shared_ptr<Collector> collector, std::size_t index)
-      : collector_(std::move(collector)), index_(index) {}
-  void invoke(spindle::detail::FutureCore&) noexcept override {
-    try {
-      collector_->completed(index_);
-    } catch (...) {  // std::bad_alloc: the waiter still wakes by its timeout
-    }
-    delete this;
-  }
-
- private:
-  std::shared_ptr<Collector> collector_;
-  std::size_t index_;
-};
+template <class R>
+std::vector<FutureOf<R>> unique_futures(R&& futures) {
+  std::vector<FutureOf<R>> all;
+  if constexpr (std::ranges::sized_range<R>) all.reserve(std::ranges::size(futures));
+  for (auto&& future : futures)
+    all.push_back(future);
+  return without_duplicates(std::move(all));
+}
 
 // The range as_completed returns. Input range; begin() and ++ block for the next future.
 template <class F>
 class AsCompleted {
  public:
-  AsCompleted(std::vector<F> futures, std::optional<Clock::time_point> deadline)
-      : futures_(std::move(futures)),
-        deadline_(deadline),
-        collector_(std::make_shared<Collector>()) {
-    // Already-done futures first, in input order; the others as they complete.
-    // A future that completes after the check reaches the collector through its node.
-    for (std::size_t i = 0; i < futures_.size(); ++i) {
-      if (futures_[i].done()) {
-        ready_.push_back(i);
-      } else {
-        state_of(futures_[i])->add_callback(new CollectNode(collector_, i));
+  template <class R>
+  AsCompleted(R&& futures, std::optional<Clock::time_point> deadline) : deadline_(deadline) {
+    if constexpr (std::ranges::sized_range<R>) {
+      // One pass over the futures, whose states are likely out of this core's cache: copy
+      // each and file it as done or watched. Duplicates, rare, are found afterwards from
+      // the addresses alone; then the pass starts again without them.
+      futures_.reserve(std::ranges::size(futures));
+      completions_ = spindle::detail::make_completion_set(std::ranges::size(futures));
+      for (auto&& future : futures) {
+        futures_.push_back(future);
+        file(futures_.size() - 1);
       }
+      if (!has_duplicates(futures_)) return;
+      ready_.clear();
+    } else {
+      for (auto&& future : futures)
+        futures_.push_back(future);
     }
+    futures_ = without_duplicates(std::move(futures_));
+    // A set closed with futures still watched is freed when they complete.
+    completions_ = spindle::detail::make_completion_set(futures_.size());
+    for (std::size_t i = 0; i < futures_.size(); ++i)
+      file(i);
   }
 
   class iterator {
@@ -415,18 +399,28 @@ class AsCompleted {
   std::default_sentinel_t end() const { return {}; }
 
  private:
+  // Already-done futures come first, in input order; the others as they complete. A future
+  // that completes after the check reaches the set through its node.
+  void file(std::size_t index) {
+    if (futures_[index].done()) {
+      ready_.push_back(index);
+    } else {
+      completions_->watch(*state_of(futures_[index]), index);
+    }
+  }
+
   std::size_t next_index() {
     if (position_ == ready_.size()) {
       ready_.clear();
       position_ = 0;
-      collector_->take(ready_);
+      completions_->take(ready_);
       if (ready_.empty()) {
         const Clock::time_point* deadline = deadline_ ? &*deadline_ : nullptr;
-        if (!spindle::detail::block_until([this] { return collector_->any(); }, deadline)) {
+        if (!spindle::detail::block_until([this] { return completions_->any(); }, deadline)) {
           throw TimeoutError(std::to_string(futures_.size() - yielded_) + " (of " +
                              std::to_string(futures_.size()) + ") futures unfinished");
         }
-        collector_->take(ready_);
+        completions_->take(ready_);
       }
     }
     ++yielded_;
@@ -435,7 +429,8 @@ class AsCompleted {
 
   std::vector<F> futures_;
   std::optional<Clock::time_point> deadline_;
-  std::shared_ptr<Collector> collector_;
+  // Declared after futures_, so closed before the futures go.
+  spindle::detail::CompletionSetHandle completions_;
   std::vector<std::size_t> ready_;  // completed, not yet yielded: ready_[position_...]
   std::size_t position_ = 0;
   std::size_t yielded_ = 0;
@@ -448,13 +443,12 @@ class AsCompleted {
 // begin() and ++; a worker of a spindle pool runs queued tasks while it waits.
 template <class R>
 auto as_completed(R&& futures) {
-  return internal::AsCompleted<internal::FutureOf<R>>(internal::unique_futures(futures),
-                                                      std::nullopt);
+  return internal::AsCompleted<internal::FutureOf<R>>(futures, std::nullopt);
 }
 template <class R, class Rep, class Period>
 auto as_completed(R&& futures, std::chrono::duration<Rep, Period> timeout) {
   const auto deadline = spindle::detail::deadline_after(timeout);
-  return internal::AsCompleted<internal::FutureOf<R>>(internal::unique_futures(futures), deadline);
+  return internal::AsCompleted<internal::FutureOf<R>>(futures, deadline);
 }
 
 // Blocks until return_when is satisfied or the timeout passes; returns the futures that are
@@ -467,30 +461,42 @@ auto wait(R&& futures, WaitOptions options = {}) {
   std::vector<F> unique = internal::unique_futures(futures);
 
   const auto failed = [](const F& future) {
-    return future.done() && !future.cancelled() && internal::state_of(future)->error() != nullptr;
+    return !future.cancelled() && internal::state_of(future)->error() != nullptr;
   };
-  const auto satisfied = [&] {
-    std::size_t done = 0;
-    for (const F& future : unique) {
-      if (!future.done()) continue;
-      ++done;
-      if (options.return_when == FIRST_COMPLETED) return true;
-      if (options.return_when == FIRST_EXCEPTION && failed(future)) return true;
+  // Counts a done future; true once return_when is satisfied.
+  std::size_t done = 0;
+  const auto count_done = [&](const F& future) {
+    ++done;
+    return options.return_when == FIRST_COMPLETED ||
+           (options.return_when == FIRST_EXCEPTION && failed(future)) || done == unique.size();
+  };
+  bool satisfied = unique.empty();
+  std::vector<std::size_t> pending;
+  for (std::size_t i = 0; i < unique.size() && !satisfied; ++i) {
+    if (unique[i].done()) {
+      satisfied = count_done(unique[i]);
+    } else {
+      pending.push_back(i);
     }
-    return done == unique.size();
-  };
+  }
 
   const bool expired = deadline && internal::Clock::now() >= *deadline;
-  if (!expired && !satisfied()) {
-    auto collector = std::make_shared<internal::Collector>();
-    std::vector<std::size_t> ignored;
-    collector->take(ignored);  // this thread is the one to wake
-    for (std::size_t i = 0; i < unique.size(); ++i) {
-      if (!unique[i].done()) {
-        internal::state_of(unique[i])->add_callback(new internal::CollectNode(collector, i));
+  if (!expired && !satisfied) {
+    // The futures not done yet report their completion to one set; this thread counts them.
+    spindle::detail::CompletionSetHandle completions =
+        spindle::detail::make_completion_set(unique.size());
+    for (std::size_t i : pending)
+      completions->watch(*internal::state_of(unique[i]), i);
+    std::vector<std::size_t> completed;
+    const auto take_completed = [&] {
+      completed.clear();
+      completions->take(completed);
+      for (std::size_t i : completed) {
+        if (count_done(unique[i])) return true;
       }
-    }
-    spindle::detail::block_until(satisfied, deadline ? &*deadline : nullptr);
+      return false;
+    };
+    spindle::detail::block_until(take_completed, deadline ? &*deadline : nullptr);
   }
   DoneAndNotDone<F> result;
   for (F& future : unique)
@@ -627,18 +633,8 @@ class Executor {
       return submit_elsewhere(internal::ElsewhereTag{}, std::type_identity<R>{}, *this,
                               std::forward<F>(function), std::forward<A>(args)...);
     }
-    auto call = [function = std::forward<F>(function),
-                 arguments =
-                     std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)]() mutable -> R {
-      return std::apply(
-          [&](auto&... stored) -> R {
-            return std::invoke(std::move(function), std::move(stored)...);
-          },
-          arguments);
-    };
-    auto* task = new internal::TaskState<R, decltype(call)>(std::move(call));
-    task->retain();  // one reference for the executor, one for the returned Future
-    Future<R> future = internal::adopt_future<R>(task);
+    auto* task = make_task<R>(std::forward<F>(function), std::forward<A>(args)...);
+    Future<R> future = internal::adopt_future<R>(task);  // the Future's reference
     try {
       enqueue(task);
     } catch (...) {
@@ -695,6 +691,31 @@ class Executor {
   // Stops accepting work. wait: blocks until every pending call has run and the workers are
   // gone. cancel_futures: cancels the calls that have not started. Safe to call again.
   virtual void shutdown(bool wait = true, bool cancel_futures = false) = 0;
+
+ private:
+  // The task for function(args...): one block holding the future's state and the callable
+  // with decay-copies of the arguments (none stored for a call without arguments, so a
+  // lambda capturing a pointer fits a 64-byte block).
+  template <class R, class F, class... A>
+  static internal::FutureState<R>* make_task(F&& function, A&&... args) {
+    if constexpr (sizeof...(A) == 0) {
+      auto call = [function = std::forward<F>(function)]() mutable -> R {
+        return std::invoke(std::move(function));
+      };
+      return new internal::TaskState<R, decltype(call)>(std::move(call));
+    } else {
+      auto call = [function = std::forward<F>(function),
+                   arguments =
+                       std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)]() mutable -> R {
+        return std::apply(
+            [&](auto&... stored) -> R {
+              return std::invoke(std::move(function), std::move(stored)...);
+            },
+            arguments);
+      };
+      return new internal::TaskState<R, decltype(call)>(std::move(call));
+    }
+  }
 
  protected:
   // For executors that run calls in other processes (see internal::ElsewhereTag).

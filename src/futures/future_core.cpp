@@ -1,11 +1,15 @@
 // FutureCore: completion, callbacks and blocking waits. See docs/design/thread-pool.md.
 #include "spindle/detail/future_core.hpp"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <string>
 #include <thread>
 
+#include "spindle/detail/completion_set.hpp"
 #include "spindle/detail/exception_info.hpp"
 #include "spindle/futures.hpp"
 #include "spindle/print.hpp"
@@ -38,9 +42,11 @@ constexpr auto kWaitSpin = std::chrono::microseconds(50);
 template <class Ready>
 bool spin_until(Ready ready, Clock::duration budget) {
   const auto until = Clock::now() + budget;
+  // On one CPU the awaited thread runs only when this one gives the CPU up: yield every time.
+  const unsigned yield_every = single_cpu_process() ? 1 : 64;
   for (unsigned spin = 1;; ++spin) {
     if (ready()) return true;
-    if (spin % 64 == 0) {
+    if (spin % yield_every == 0) {
       if (Clock::now() >= until) return false;
       std::this_thread::yield();
     } else {
@@ -123,7 +129,7 @@ FutureCore::~FutureCore() {
   }
   CallbackNode* node = callbacks_.load(std::memory_order_acquire);
   while (node != nullptr && node != closed_list()) {
-    delete std::exchange(node, node->next);
+    std::exchange(node, node->next)->discard();
   }
 }
 
@@ -223,6 +229,94 @@ bool block_until(const std::function<bool()>& ready, const Clock::time_point* de
       waiter->wait(deadline);
     }
   }
+}
+
+CompletionSet* CompletionSet::create(std::size_t capacity) {
+  return new CompletionSet(capacity);
+}
+
+CompletionSet::CompletionSet(std::size_t capacity)
+    : capacity_(capacity),
+      nodes_(std::make_unique<Node[]>(capacity)),
+      references_(capacity + 1),  // every node, watched or not, and the owner
+      waiter_(current_waiter().get()),
+      waiters_{current_waiter()} {
+  for (std::size_t i = 0; i < capacity; ++i)
+    nodes_[i].set = this;
+}
+
+void CompletionSet::watch(FutureCore& future, std::size_t index) noexcept {
+  ++watched_;
+  future.add_callback(&nodes_[index]);
+}
+
+void CompletionSet::push(Node* node) noexcept {
+  // Once the node is on the list the owner may collect it, close the set and free it. A push
+  // that will signal afterwards (the list was empty) first takes a reference of its own.
+  std::size_t guard = 0;
+  CallbackNode* head = completed_.load(std::memory_order_acquire);
+  for (;;) {
+    if (head == closed_list()) {  // the owner is gone: nobody collects this node
+      drop(1 + guard);
+      return;
+    }
+    if (head == nullptr && guard == 0) {
+      references_.fetch_add(1, std::memory_order_relaxed);  // alive: the node holds one
+      guard = 1;
+    }
+    node->next = head;
+    if (completed_.compare_exchange_weak(head, node, std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
+      break;
+    }
+  }
+  // Empty -> non-empty: the owner may be asleep waiting for it.
+  if (head == nullptr) waiter_.load(std::memory_order_acquire)->signal();
+  if (guard != 0) drop(guard);
+}
+
+void CompletionSet::take(std::vector<std::size_t>& out) {
+  if (current_waiter().get() != waiter_.load(std::memory_order_relaxed)) {
+    // Iterated from another thread than before: wake that one from now on. A push may still
+    // signal the old waiter, which therefore lives as long as the set.
+    waiters_.push_back(current_waiter());
+    waiter_.store(waiters_.back().get(), std::memory_order_release);
+  }
+  if (completed_.load(std::memory_order_relaxed) == nullptr) return;
+  CallbackNode* node = completed_.exchange(nullptr, std::memory_order_acquire);
+  const std::size_t first = out.size();
+  for (; node != nullptr; node = node->next) {
+    out.push_back(static_cast<std::size_t>(static_cast<Node*>(node) - nodes_.get()));
+  }
+  std::reverse(out.begin() + static_cast<std::ptrdiff_t>(first), out.end());
+  collected_ += out.size() - first;
+}
+
+bool CompletionSet::any() const noexcept {
+  return completed_.load(std::memory_order_acquire) != nullptr;
+}
+
+void CompletionSet::close() noexcept {
+  // The owner's reference, the nodes never watched and those collected already...
+  std::size_t finished = 1 + (capacity_ - watched_) + collected_;
+  // ...and those completed but not collected.
+  for (CallbackNode* node = completed_.exchange(closed_list(), std::memory_order_acquire);
+       node != nullptr; node = node->next) {
+    ++finished;
+  }
+  drop(finished);
+}
+
+void CompletionSet::drop(std::size_t references) noexcept {
+  if (references_.fetch_sub(references, std::memory_order_acq_rel) == references) delete this;
+}
+
+bool single_cpu_process() noexcept {
+  static const bool single = [] {
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1;
+  }();
+  return single;
 }
 
 void report_callback_exception(std::exception_ptr error) noexcept {

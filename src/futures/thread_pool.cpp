@@ -45,19 +45,49 @@ std::size_t process_cpu_count() {
 
 std::atomic<std::size_t> pool_counter{0};
 
+// A lock for critical sections of a few instructions (a push_back, a vector swap), taken
+// once per submit. Unlike threading::Lock, releasing it is a plain store, not an atomic
+// exchange: a submit pays one locked instruction for it instead of two. A waiter spins, and
+// yields now and then in case the holder was preempted.
+class SpinLock {
+ public:
+  void lock() noexcept {
+    for (unsigned spin = 1; locked_.exchange(true, std::memory_order_acquire); ++spin) {
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (++spin % 64 == 0) {
+          std::this_thread::yield();
+        } else {
+          cpu_relax();
+        }
+      }
+    }
+  }
+  bool try_lock() noexcept {
+    return !locked_.load(std::memory_order_relaxed) &&
+           !locked_.exchange(true, std::memory_order_acquire);
+  }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> locked_{false};
+};
+
 }  // namespace
 
+// One worker's queues and marks, in three cache lines by who writes them: the submitters (the
+// inbox), the owner per task (the batch), and rarely anybody (the marks, read by submitters
+// on every submit, so they must not share a line with what changes per task).
 struct alignas(64) Slot {
-  threading::Lock inbox_lock;
+  SpinLock inbox_lock;
   std::vector<FutureCore*> inbox;  // guarded by inbox_lock
   // The tasks the worker took from its inbox in one swap. Its owner takes them in order with
   // one fetch_add on `next`; a thief takes one under batch_lock. Only the owner replaces the
   // batch, holding batch_lock. Tasks batch[next...end) have not started.
-  threading::Lock batch_lock;
+  alignas(64) threading::Lock batch_lock;
   std::vector<FutureCore*> batch;
   std::atomic<std::size_t> next{0};
   std::atomic<std::size_t> end{0};
-  std::shared_ptr<Waiter> waiter = std::make_shared<Waiter>();
+  alignas(64) std::shared_ptr<Waiter> waiter = std::make_shared<Waiter>();
   std::atomic<bool> sleeping{false};
   // Owner-written marks. running: looking for or running tasks (a submit that sees 0 knows
   // this worker will still look); executing: tasks running now, nested ones included (a
@@ -90,9 +120,9 @@ class ThreadPool final : public std::enable_shared_from_this<ThreadPool> {
 
   void start_worker();
   void worker_main(std::size_t index);
-  FutureCore* take(Slot& self, bool newest_first, bool* more_left = nullptr);
-  FutureCore* take_any(Slot& self, bool newest_first);
+  FutureCore* take(Slot& self, bool newest_first);
   FutureCore* take_from_batch(Slot& self);
+  void share_rest(bool more_in_batch);
   bool refill_batch(Slot& self, Slot& source);
   static bool has_unstarted_batch(const Slot& slot);
   bool any_unstarted_batch();
@@ -113,8 +143,9 @@ class ThreadPool final : public std::enable_shared_from_this<ThreadPool> {
   const std::function<void()> initializer_;
   std::unique_ptr<Slot[]> slots_;
   std::atomic<std::size_t> started_{0};
-  std::atomic<std::uint64_t> state_{0};
-  std::atomic<int> sleepers_{0};
+  // Written by every submit: a line of its own, away from what submits only read.
+  alignas(64) std::atomic<std::uint64_t> state_{0};
+  alignas(64) std::atomic<int> sleepers_{0};
   // Idle workers spinning for work. At most one spins (the others sleep at once): on a small
   // machine spinners take the core from the thread that submits. While one spins, a submit
   // wakes nobody.
@@ -236,7 +267,10 @@ void ThreadPool::enqueue(FutureCore* task) {
   }
   {
     std::scoped_lock guard(target->inbox_lock);
-    target->inbox.push_back(task);
+    std::vector<FutureCore*>& inbox = target->inbox;
+    inbox.push_back(task);
+    // The buffer was a worker's batch: fetch the line the next pushes write ahead of them.
+    if (inbox.size() + 8 < inbox.capacity()) __builtin_prefetch(inbox.data() + inbox.size() + 8, 1);
   }
   if (!first_worker) find_taker(target);
 }
@@ -289,19 +323,17 @@ void ThreadPool::worker_main(std::size_t index) {
   for (;;) {
     // Busy before looking: a submit that sees this worker idle (running nothing) leaves the
     // task to it, so the look for remaining work must come after the mark (Dekker again).
+    // The marks change only between idle and busy, not per task: a worker that keeps
+    // finding tasks stays busy (and takes the next task itself).
+    // executing is set once a task is in hand: a worker only looking for work is idle to a
+    // waiting worker deciding whether to run a queued task itself (WorkerHelper).
     self.running.store(1, std::memory_order_seq_cst);
-    bool more_left = false;
-    if (FutureCore* task = take(self, false, &more_left)) {
-      // A submit does nothing while a worker spins, and a batch may hold several tasks: a
-      // worker about to run one must not leave the rest to nobody (one of them may be what
-      // this task waits for).
-      if (more_left) find_taker(nullptr);
-      {
-        const Running executing(self);
+    if (FutureCore* task = take(self, false)) {
+      self.executing.store(1, std::memory_order_seq_cst);
+      do {
         run(task);
-      }
-      self.running.store(0, std::memory_order_seq_cst);
-      continue;
+      } while ((task = take(self, false)) != nullptr);
+      self.executing.store(0, std::memory_order_seq_cst);
     }
     self.running.store(0, std::memory_order_seq_cst);
     if (spin_for_work()) continue;
@@ -314,17 +346,6 @@ void ThreadPool::worker_main(std::size_t index) {
   spindle::detail::current_helper() = nullptr;
   current_pool = nullptr;
   current_slot = nullptr;
-}
-
-// `more_left` (optional): set when queued or unstarted work remains after this take, in the
-// inboxes or in the batch the task came from.
-FutureCore* ThreadPool::take(Slot& self, bool newest_first, bool* more_left) {
-  FutureCore* task = take_any(self, newest_first);
-  if (task != nullptr && more_left != nullptr) {
-    *more_left = (state_.load(std::memory_order_seq_cst) & kCountMask) != 0 ||
-                 has_unstarted_batch(self) || any_unstarted_batch();
-  }
-  return task;
 }
 
 bool ThreadPool::has_queued_work() {
@@ -349,7 +370,7 @@ bool ThreadPool::any_unstarted_batch() {
   return false;
 }
 
-FutureCore* ThreadPool::take_any(Slot& self, bool newest_first) {
+FutureCore* ThreadPool::take(Slot& self, bool newest_first) {
   if (newest_first) {
     // A worker helping while it waits takes its own newest task first: the work it just
     // submitted, most likely what it waits for (depth-first, so the stack stays shallow).
@@ -374,17 +395,37 @@ FutureCore* ThreadPool::take_any(Slot& self, bool newest_first) {
     if (!has_unstarted_batch(victim) || !victim.batch_lock.try_lock()) continue;
     FutureCore* task = nullptr;
     const std::size_t index = victim.next.fetch_add(1, std::memory_order_acq_rel);
-    if (index < victim.end.load(std::memory_order_acquire)) task = victim.batch[index];
+    const std::size_t end = victim.end.load(std::memory_order_acquire);
+    if (index < end) task = victim.batch[index];
     victim.batch_lock.unlock();
-    if (task != nullptr) return task;
+    if (task != nullptr) {
+      share_rest(index + 1 < end);
+      return task;
+    }
   }
   return nullptr;
 }
 
 FutureCore* ThreadPool::take_from_batch(Slot& self) {
-  if (!has_unstarted_batch(self)) return nullptr;
+  const std::size_t end = self.end.load(std::memory_order_relaxed);
+  if (self.next.load(std::memory_order_relaxed) >= end) return nullptr;
   const std::size_t index = self.next.fetch_add(1, std::memory_order_acq_rel);
-  return index < self.end.load(std::memory_order_relaxed) ? self.batch[index] : nullptr;
+  if (index >= end) return nullptr;
+  // The next task was written by the thread that submitted it: start fetching it now.
+  if (index + 1 < end) __builtin_prefetch(self.batch[index + 1]);
+  share_rest(index + 1 < end);
+  return self.batch[index];
+}
+
+// Called with a task just taken. A submit wakes nobody while a worker spins, and the task may
+// wait for one queued behind it: make sure an idle worker (or a new one) will take the rest.
+// While the batch lasts this reads only lines that change when a worker goes idle or busy;
+// the queue count and the other batches, which change all the time, only at its last task.
+void ThreadPool::share_rest(bool more_in_batch) {
+  if (more_in_batch || (state_.load(std::memory_order_seq_cst) & kCountMask) != 0 ||
+      any_unstarted_batch()) {
+    find_taker(nullptr);
+  }
 }
 
 bool ThreadPool::has_unstarted_batch(const Slot& slot) {
@@ -392,32 +433,29 @@ bool ThreadPool::has_unstarted_batch(const Slot& slot) {
 }
 
 // Replaces `self`'s (exhausted) batch with the whole inbox of `source` (its own, or a victim's,
-// taken only if its lock is free). The batch is published before the count drops, so a worker
-// deciding to sleep sees the tasks in one place or the other (prepare_sleep).
+// taken only if its lock is free). The finished batch's buffer becomes the inbox, so buffers
+// go round and a submit never allocates. The batch is published before the count drops, so a
+// worker deciding to sleep sees the tasks in one place or the other (prepare_sleep).
 bool ThreadPool::refill_batch(Slot& self, Slot& source) {
-  std::vector<FutureCore*> taken;
-  if (&source == &self) {
-    std::scoped_lock guard(source.inbox_lock);
-    taken.swap(source.inbox);
-  } else {
-    if (!source.inbox_lock.try_lock()) return false;
-    taken.swap(source.inbox);
-    source.inbox_lock.unlock();
-  }
-  if (taken.empty()) return false;
-  const std::size_t count = taken.size();
+  std::size_t count;
   {
-    std::scoped_lock guard(self.batch_lock);
-    self.batch.swap(taken);
+    std::scoped_lock batch_guard(self.batch_lock);  // thieves only try_lock it
+    if (&source == &self) {
+      source.inbox_lock.lock();
+    } else if (!source.inbox_lock.try_lock()) {
+      return false;
+    }
+    count = source.inbox.size();
+    if (count != 0) {
+      self.batch.clear();  // exhausted: every task in it was taken
+      self.batch.swap(source.inbox);
+    }
+    source.inbox_lock.unlock();
+    if (count == 0) return false;
     self.next.store(0, std::memory_order_seq_cst);
     self.end.store(count, std::memory_order_seq_cst);
   }
   state_.fetch_sub(count, std::memory_order_seq_cst);
-  taken.clear();
-  if (&source == &self) {
-    std::scoped_lock guard(source.inbox_lock);
-    if (source.inbox.empty()) source.inbox.swap(taken);  // recycle the old batch's capacity
-  }
   return true;
 }
 
@@ -447,8 +485,10 @@ bool ThreadPool::spin_for_work() {
   if (!spinners_.compare_exchange_strong(expected, 1, std::memory_order_seq_cst)) return false;
   bool work_appeared = false;
   const auto until = spindle::detail::Clock::now() + kIdleSpin;
+  // On one CPU the submitter runs only when this thread gives the CPU up: yield every time.
+  const unsigned yield_every = spindle::detail::single_cpu_process() ? 1 : 64;
   for (unsigned spin = 1; !work_appeared; ++spin) {
-    if (spin % 64 == 0) {
+    if (spin % yield_every == 0) {
       if (spindle::detail::Clock::now() >= until) break;
       std::this_thread::yield();  // let a submitter on this core run
     } else {

@@ -3,12 +3,14 @@
 // docs/design/thread-pool.md.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "spindle/detail/block_recycler.hpp"
 #include "spindle/detail/timeout.hpp"
@@ -63,7 +65,11 @@ class FutureCore;
 class CallbackNode {
  public:
   virtual ~CallbackNode() = default;
+  // The future completed: runs the callback, then frees the node (or hands it on). Once
+  // invoked, the node is no longer the future's: `next` is free for its own use.
   virtual void invoke(FutureCore& future) noexcept = 0;
+  // The future is destroyed without ever completing: frees the node.
+  virtual void discard() noexcept { delete this; }
   CallbackNode* next = nullptr;
 };
 
@@ -83,6 +89,8 @@ class FutureCore {
   enum Status : std::uint32_t { pending, running, cancelled, completing, finished };
 
   FutureCore() = default;
+  // A task starts with two references: the executor's and its Future's (no retain needed).
+  explicit FutureCore(std::uint32_t references) noexcept : references_(references) {}
   FutureCore(const FutureCore&) = delete;
   // Futures and tasks live in recycled blocks (see block_recycler.hpp). The virtual
   // destructor makes `delete` pass the most derived object's size.
@@ -95,7 +103,13 @@ class FutureCore {
   // Reference counting (Future handles, queues and callbacks each hold one).
   void retain() noexcept { references_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
-    if (references_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
+    // The count is 1 only when the caller holds the last reference: nobody else can copy it
+    // then, so a plain load replaces the atomic decrement (the worker that runs a task whose
+    // Future was dropped at once, the thread that destroys the last handle).
+    if (references_.load(std::memory_order_acquire) == 1 ||
+        references_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      destroy();
+    }
   }
 
   // A task runs here (tasks override it). The default does nothing: a plain Future.
@@ -171,6 +185,48 @@ class CoreRef {
  private:
   Core* core_ = nullptr;
 };
+
+// True when two of state_at(0) ... state_at(count - 1), addresses of future states, are the
+// same. Fast for the usual case of many distinct futures allocated close together: distinct
+// states lie at least sizeof(FutureCore) >= kGranule bytes apart, so each owns a bit of its
+// own in a bitmap of the address range in kGranule steps. Futures allocated together span a
+// range a few times their count; a bitmap of up to 64 bits per future finds duplicates in
+// one pass, cache-friendly. Addresses scattered wider apart are sorted instead.
+template <class StateAt>
+bool has_duplicate_states(std::size_t count, StateAt state_at) {
+  if (count < 2) return false;
+  const auto address = [&](std::size_t i) {
+    return reinterpret_cast<std::uintptr_t>(static_cast<const void*>(state_at(i)));
+  };
+  std::uintptr_t low = address(0);
+  std::uintptr_t high = low;
+  for (std::size_t i = 1; i < count; ++i) {
+    low = std::min(low, address(i));
+    high = std::max(high, address(i));
+  }
+  constexpr std::uintptr_t kGranule = 32;
+  static_assert(sizeof(FutureCore) >= kGranule);
+  const std::uintptr_t bits = (high - low) / kGranule + 1;
+  if (bits / 64 <= count) {
+    std::vector<std::uint64_t> seen(bits / 64 + 1);
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::uintptr_t bit = (address(i) - low) / kGranule;
+      const std::uint64_t mask = std::uint64_t{1} << (bit % 64);
+      if ((seen[bit / 64] & mask) != 0) return true;
+      seen[bit / 64] |= mask;
+    }
+    return false;
+  }
+  std::vector<std::uintptr_t> sorted(count);
+  for (std::size_t i = 0; i < count; ++i)
+    sorted[i] = address(i);
+  std::sort(sorted.begin(), sorted.end());
+  return std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end();
+}
+
+// True when the process may run on one CPU only (its affinity mask, read once): a thread
+// that spins there only delays the thread it waits for, so waits yield at once.
+bool single_cpu_process() noexcept;
 
 // Reports an exception thrown by a done-callback, as Python logs it; the other callbacks go on.
 void report_callback_exception(std::exception_ptr error) noexcept;
