@@ -44,6 +44,18 @@ namespace internal {
 struct TaskAccess;
 template <class T>
 class TaskAwaitable;
+// A lazy Task<void> made by sleep() holds only its delay: no coroutine frame is allocated
+// unless it has to be scheduled (create_task wraps it in a coroutine then). This keeps a
+// sleeping task to one frame.
+template <class T>
+struct LazySleep {
+  bool has() const noexcept { return false; }
+};
+template <>
+struct LazySleep<void> {
+  std::int64_t nanoseconds = -1;
+  bool has() const noexcept { return nanoseconds >= 0; }
+};
 }  // namespace internal
 
 // The return type of every coroutine function (a coroutine, and once scheduled, an
@@ -63,12 +75,15 @@ class [[nodiscard]] Task {
 
   Task() noexcept = default;
   Task(Task&& other) noexcept
-      : frame_(std::exchange(other.frame_, {})), core_(std::exchange(other.core_, nullptr)) {}
+      : frame_(std::exchange(other.frame_, {})),
+        core_(std::exchange(other.core_, nullptr)),
+        sleep_(std::exchange(other.sleep_, {})) {}
   Task& operator=(Task&& other) noexcept {
     if (this != &other) {
       reset();
       frame_ = std::exchange(other.frame_, {});
       core_ = std::exchange(other.core_, nullptr);
+      sleep_ = std::exchange(other.sleep_, {});
     }
     return *this;
   }
@@ -76,7 +91,7 @@ class [[nodiscard]] Task {
   ~Task() { reset(); }
 
   // Holds a coroutine (lazy or scheduled), not moved-from or consumed by an await.
-  bool valid() const noexcept { return frame_ || core_ != nullptr; }
+  bool valid() const noexcept { return frame_ || core_ != nullptr || sleep_.has(); }
   bool scheduled() const noexcept { return core_ != nullptr; }
 
   // Requests cancellation: CancelledError is thrown into the coroutine at its suspension
@@ -111,6 +126,7 @@ class [[nodiscard]] Task {
  private:
   explicit Task(std::coroutine_handle<promise_type> frame) noexcept : frame_(frame) {}
   explicit Task(internal::TaskCore<T>* adopted) noexcept : core_(adopted) {}
+  explicit Task(internal::LazySleep<T> sleep) noexcept : sleep_(sleep) {}
   internal::TaskCore<T>* core(const char* member) const {
     if (core_ == nullptr)
       throw std::logic_error(std::string("Task::") + member +
@@ -122,10 +138,12 @@ class [[nodiscard]] Task {
     frame_ = {};
     if (core_ != nullptr) core_->release();
     core_ = nullptr;
+    sleep_ = {};
   }
 
   std::coroutine_handle<promise_type> frame_;
   internal::TaskCore<T>* core_ = nullptr;
+  [[no_unique_address]] internal::LazySleep<T> sleep_;
 
   friend class internal::Promise<T>;
   friend class EventLoop;
@@ -316,24 +334,50 @@ class TaskAwaitable {
  public:
   TaskAwaitable(Task<T>& task, bool rvalue) {
     if (task.core_ != nullptr) {
-      scheduled_.emplace(task.core_, rvalue);
+      awaiter_.template emplace<scheduled>(task.core_, rvalue);
     } else if (task.frame_) {
-      inline_.emplace(std::exchange(task.frame_, {}));
+      awaiter_.template emplace<inline_frame>(std::exchange(task.frame_, {}));
     } else {
+      if constexpr (std::is_void_v<T>) {
+        if (task.sleep_.has()) {
+          const auto delay = std::chrono::nanoseconds(std::exchange(task.sleep_, {}).nanoseconds);
+          awaiter_.template emplace<sleeping>(delay);
+          return;
+        }
+      }
       throw std::logic_error("co_await on an empty Task (moved from, or already awaited)");
     }
   }
-  bool await_ready() const noexcept { return scheduled_ ? scheduled_->await_ready() : false; }
+  bool await_ready() const noexcept {
+    return awaiter_.index() == scheduled && std::get<scheduled>(awaiter_).await_ready();
+  }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) {
-    if (inline_) return inline_->await_suspend(awaiting);
-    scheduled_->await_suspend(awaiting);
+    switch (awaiter_.index()) {
+      case inline_frame:
+        return std::get<inline_frame>(awaiter_).await_suspend(awaiting);
+      case scheduled:
+        std::get<scheduled>(awaiter_).await_suspend(awaiting);
+        break;
+      default:
+        std::get<sleeping>(awaiter_).await_suspend(awaiting);
+        break;
+    }
     return std::noop_coroutine();
   }
-  T await_resume() { return inline_ ? inline_->await_resume() : scheduled_->await_resume(); }
+  T await_resume() {
+    if (awaiter_.index() == inline_frame) return std::get<inline_frame>(awaiter_).await_resume();
+    if constexpr (std::is_void_v<T>) {
+      if (awaiter_.index() == sleeping) return std::get<sleeping>(awaiter_).await_resume();
+    }
+    return std::get<scheduled>(awaiter_).await_resume();
+  }
 
  private:
-  std::optional<InlineAwaiter<T>> inline_;
-  std::optional<FutureAwaiter<TaskCore<T>, T>> scheduled_;
+  // One of the three ways a Task is awaited; a variant so the awaiting frame holds the largest
+  // of them, not all.
+  enum : std::size_t { inline_frame = 1, scheduled = 2, sleeping = 3 };
+  std::variant<std::monostate, InlineAwaiter<T>, FutureAwaiter<TaskCore<T>, T>, SleepAwaiter>
+      awaiter_;
 };
 
 template <class T>
@@ -378,6 +422,9 @@ struct TaskAccess {
   template <class T>
   static Task<T> adopt(TaskCore<T>* core) noexcept {
     return Task<T>(core);
+  }
+  static Task<void> lazy_sleep(std::int64_t nanoseconds) noexcept {
+    return Task<void>(LazySleep<void>{nanoseconds});
   }
 };
 
@@ -427,17 +474,12 @@ class GatherAwaiter final : Waiter, TaskSuspension {
   void await_resume();
 
  private:
-  struct ChildNode {
-    CompletionNode node;
-    GatherAwaiter* owner;
-    FutureBase* child;
-  };
   bool cancel_wait(const std::string& message) override;
   static void on_child_done(CompletionNode* node);
   bool failed(FutureBase* child) const noexcept;
 
   std::vector<FutureBase*> children_;
-  std::unique_ptr<ChildNode[]> nodes_;
+  std::unique_ptr<CompletionNode[]> nodes_;  // nodes_[i] listens to children_[i]
   std::size_t remaining_ = 0;
   FutureBase* failure_ = nullptr;
   bool return_exceptions_;
@@ -852,7 +894,8 @@ T run(Task<T> main) {
 // the other ready callbacks once. Cancelling the task wakes it with CancelledError.
 template <class Rep, class Period>
 Task<> sleep(std::chrono::duration<Rep, Period> delay) {
-  return internal::sleep_for(std::chrono::ceil<std::chrono::nanoseconds>(delay));
+  const auto nanoseconds = std::chrono::ceil<std::chrono::nanoseconds>(delay).count();
+  return internal::TaskAccess::lazy_sleep(nanoseconds < 0 ? 0 : nanoseconds);
 }
 
 // Runs the awaitables (Task or Future) concurrently and gives their results as a tuple, in
@@ -985,7 +1028,7 @@ class TaskGroup {
   void adopt(internal::TaskCoreBase* child);
   void abort();
   static void on_child_done(internal::CompletionNode* node);
-  static void handle_child_done(void* child);
+  static void handle_child_done(void* child, bool run);
   void leave(std::exception_ptr body_error, std::exception_ptr propagate_cancel);
   ExitAwaiter wait_children();
 
@@ -1092,6 +1135,10 @@ Task<T> EventLoop::create_task(Task<T> task, TaskOptions options) {
   check_open();
   if (task.core_ != nullptr)
     throw std::invalid_argument("create_task: the task is already scheduled");
+  if constexpr (std::is_void_v<T>) {
+    if (task.sleep_.has())
+      task = internal::sleep_for(std::chrono::nanoseconds(task.sleep_.nanoseconds));
+  }
   if (!task.frame_)
     throw std::invalid_argument("create_task: an empty Task (moved from, or already awaited)");
   auto* core = new internal::TaskCore<T>(this, task.frame_, std::move(options.name));

@@ -52,53 +52,39 @@ void run_until_done(EventLoop& loop, FutureBase* core) {
 
 // ---- sleep ----
 
-namespace {
+SleepAwaiter::~SleepAwaiter() {
+  if (scheduled()) task_->loop()->remove_timer(this);
+}
 
-class SleepAwaiter final : TimerNode, Waiter, TaskSuspension {
- public:
-  explicit SleepAwaiter(std::chrono::nanoseconds delay) : delay_(delay) {}
-  SleepAwaiter(const SleepAwaiter&) = delete;
-  SleepAwaiter& operator=(const SleepAwaiter&) = delete;
-  ~SleepAwaiter() {
-    if (scheduled()) loop_->remove_timer(this);
+void SleepAwaiter::await_suspend(std::coroutine_handle<> frame) {
+  task_ = current_task_core();
+  if (task_ == nullptr) throw std::logic_error("asyncio::sleep outside a running task");
+  if (delay_ <= std::chrono::nanoseconds::zero()) {
+    task_->yield(frame);  // a cancellation meanwhile is delivered at resumption
+    return;
   }
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> frame) {
-    task_ = current_task_core();
-    if (task_ == nullptr) throw std::logic_error("asyncio::sleep outside a running task");
-    if (delay_ <= std::chrono::nanoseconds::zero()) {
-      task_->yield(frame);  // a cancellation meanwhile is delivered at resumption
-      return;
-    }
-    loop_ = task_->loop();
-    when = Clock::now() + std::chrono::ceil<Clock::duration>(delay_);
-    fire = &expire;
-    loop_->add_timer(this);
-    suspend(this, frame);
-  }
-  void await_resume() {
-    deliver_pending_cancel();
-    if (cancelled_) throw CancelledError(task_->cancel_message());
-  }
+  when = Clock::now() + std::chrono::ceil<Clock::duration>(delay_);
+  fire = &expire;
+  task_->loop()->add_timer(this);
+  suspend(this, frame);
+}
 
- private:
-  static void expire(TimerNode* node) {
-    auto* self = static_cast<SleepAwaiter*>(node);
-    self->wake(self);
-  }
-  bool cancel_wait(const std::string&) override {
-    if (scheduled()) loop_->remove_timer(this);
-    cancelled_ = true;
-    wake(this);
-    return true;
-  }
+void SleepAwaiter::await_resume() {
+  deliver_pending_cancel();
+  if (cancelled_) throw CancelledError(task_->cancel_message());
+}
 
-  std::chrono::nanoseconds delay_;
-  EventLoop* loop_ = nullptr;
-  bool cancelled_ = false;
-};
+void SleepAwaiter::expire(TimerNode* node) {
+  auto* self = static_cast<SleepAwaiter*>(node);
+  self->wake(self);
+}
 
-}  // namespace
+bool SleepAwaiter::cancel_wait(const std::string&) {
+  if (scheduled()) task_->loop()->remove_timer(this);
+  cancelled_ = true;
+  wake(this);
+  return true;
+}
 
 Task<> sleep_for(std::chrono::nanoseconds delay) {
   co_await SleepAwaiter(delay);
@@ -108,12 +94,12 @@ Task<> sleep_for(std::chrono::nanoseconds delay) {
 
 GatherAwaiter::GatherAwaiter(std::vector<FutureBase*> children, bool return_exceptions)
     : children_(std::move(children)),
-      nodes_(new ChildNode[children_.size()]),
+      nodes_(new CompletionNode[children_.size()]),
       return_exceptions_(return_exceptions) {}
 
 GatherAwaiter::~GatherAwaiter() {
   for (std::size_t i = 0; i < children_.size(); ++i)
-    if (nodes_[i].node.linked) children_[i]->unsubscribe(&nodes_[i].node);
+    if (nodes_[i].linked) children_[i]->unsubscribe(&nodes_[i]);
 }
 
 bool GatherAwaiter::failed(FutureBase* child) const noexcept {
@@ -135,23 +121,21 @@ bool GatherAwaiter::await_ready() {
 void GatherAwaiter::await_suspend(std::coroutine_handle<> frame) {
   for (std::size_t i = 0; i < children_.size(); ++i) {
     if (children_[i]->done()) continue;
-    ChildNode& child = nodes_[i];
-    child.owner = this;
-    child.child = children_[i];
-    child.node.owner = &child;
-    child.node.on_complete = &on_child_done;
-    children_[i]->subscribe(&child.node);
+    CompletionNode& node = nodes_[i];
+    node.owner = this;
+    node.on_complete = &on_child_done;
+    children_[i]->subscribe(&node);
   }
   suspend(this, frame);
 }
 
 void GatherAwaiter::on_child_done(CompletionNode* node) {
-  auto* child = static_cast<ChildNode*>(node->owner);
-  GatherAwaiter* self = child->owner;
+  auto* self = static_cast<GatherAwaiter*>(node->owner);
+  FutureBase* child = self->children_[static_cast<std::size_t>(node - self->nodes_.get())];
   --self->remaining_;
   if (self->woken_) return;
-  if (!self->return_exceptions_ && self->failed(child->child))
-    self->failure_ = child->child;
+  if (!self->return_exceptions_ && self->failed(child))
+    self->failure_ = child;
   else if (self->remaining_ != 0)
     return;
   self->woken_ = true;
@@ -168,7 +152,7 @@ bool GatherAwaiter::cancel_wait(const std::string& message) {
 
 void GatherAwaiter::await_resume() {
   for (std::size_t i = 0; i < children_.size(); ++i)
-    if (nodes_[i].node.linked) children_[i]->unsubscribe(&nodes_[i].node);
+    if (nodes_[i].linked) children_[i]->unsubscribe(&nodes_[i]);
   deliver_pending_cancel();
   if (failure_ != nullptr) {
     // Python retrieves the exceptions of the children that finish after the gather did.
@@ -363,10 +347,11 @@ void TaskGroup::on_child_done(internal::CompletionNode* node) {
   // Handled at the next iteration, as Python's done callback: tasks woken in this iteration
   // run (and may fail) before the group reacts.
   auto* child = static_cast<Child*>(node->owner);
-  child->group->loop_->push_ready({&handle_child_done, [](void*) {}, child});
+  child->group->loop_->push_ready({&handle_child_done, child});
 }
 
-void TaskGroup::handle_child_done(void* argument) {
+void TaskGroup::handle_child_done(void* argument, bool run) {
+  if (!run) return;  // the loop closed: the group's frame is destroyed with its task
   auto* child = static_cast<Child*>(argument);
   TaskGroup* group = child->group;
   internal::TaskCoreBase* core = child->core;

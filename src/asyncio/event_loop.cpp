@@ -120,12 +120,12 @@ void EventLoop::drain_threadsafe() {
     arrived.swap(gate_->queue);
   }
   for (auto* state : arrived)
-    push_ready({&run_handle, &discard_handle, state});
+    push_ready({&call_handle, state});
 }
 
-void EventLoop::run_handle(void* argument) {
+void EventLoop::call_handle(void* argument, bool run) {
   auto* state = static_cast<internal::HandleState*>(argument);
-  if (!state->cancelled.load(std::memory_order_relaxed)) {
+  if (run && !state->cancelled.load(std::memory_order_relaxed)) {
     try {
       state->function();
     } catch (...) {
@@ -139,14 +139,10 @@ void EventLoop::run_handle(void* argument) {
   state->release();
 }
 
-void EventLoop::discard_handle(void* argument) {
-  static_cast<internal::HandleState*>(argument)->release();
-}
-
 void EventLoop::fire_timer_handle(internal::TimerNode* node) {
   auto* state = static_cast<internal::HandleState*>(node);
   // The heap's reference moves to the ready queue.
-  state->loop->push_ready({&run_handle, &discard_handle, state});
+  state->loop->push_ready({&call_handle, state});
 }
 
 void Handle::cancel() {
@@ -161,7 +157,7 @@ void Handle::cancel() {
 
 void EventLoop::add_timer(internal::TimerNode* node) {
   node->sequence = ++timer_sequence_;
-  node->heap_index = timers_.size();
+  node->heap_index = static_cast<std::uint32_t>(timers_.size());
   timers_.push_back(node);
   sift_up(node->heap_index);
 }
@@ -174,7 +170,7 @@ void EventLoop::remove_timer(internal::TimerNode* node) noexcept {
   node->heap_index = internal::not_in_heap;
   if (index < timers_.size()) {
     timers_[index] = last;
-    last->heap_index = index;
+    last->heap_index = static_cast<std::uint32_t>(index);
     sift_down(index);
     sift_up(last->heap_index);
   }
@@ -186,11 +182,11 @@ void EventLoop::sift_up(std::size_t index) noexcept {
     std::size_t parent = (index - 1) / 2;
     if (!fires_before(node, timers_[parent])) break;
     timers_[index] = timers_[parent];
-    timers_[index]->heap_index = index;
+    timers_[index]->heap_index = static_cast<std::uint32_t>(index);
     index = parent;
   }
   timers_[index] = node;
-  node->heap_index = index;
+  node->heap_index = static_cast<std::uint32_t>(index);
 }
 
 void EventLoop::sift_down(std::size_t index) noexcept {
@@ -202,11 +198,11 @@ void EventLoop::sift_down(std::size_t index) noexcept {
     if (child + 1 < size && fires_before(timers_[child + 1], timers_[child])) ++child;
     if (!fires_before(timers_[child], node)) break;
     timers_[index] = timers_[child];
-    timers_[index]->heap_index = index;
+    timers_[index]->heap_index = static_cast<std::uint32_t>(index);
     index = child;
   }
   timers_[index] = node;
-  node->heap_index = index;
+  node->heap_index = static_cast<std::uint32_t>(index);
 }
 
 // ---- running ----
@@ -260,8 +256,10 @@ void EventLoop::run_once() {
   }
   running_batch_.swap(ready_);
   for (const internal::ReadyEntry& entry : running_batch_)
-    entry.run(entry.argument);
+    entry.call(entry.argument, true);
   running_batch_.clear();
+  // A burst (a gather of many tasks) would otherwise leave both queues at its size.
+  if (running_batch_.capacity() > 4096) running_batch_.shrink_to_fit();
 }
 
 void EventLoop::run_forever() {
@@ -345,7 +343,7 @@ void EventLoop::close() {
       std::vector<internal::ReadyEntry> batch;
       batch.swap(ready_);
       for (const internal::ReadyEntry& entry : batch)
-        entry.discard(entry.argument);
+        entry.call(entry.argument, false);
     }
   };
   discard_ready();

@@ -10,8 +10,7 @@ namespace {
 
 std::atomic<std::uint64_t> task_counter{0};
 
-void run_task_step(void* core);
-void ignore_entry(void*) {}
+void run_task_step(void* core, bool run);
 
 const char* state_word(FutureBase::State state) {
   switch (state) {
@@ -48,7 +47,7 @@ const std::string& FutureBase::cancel_message_or_empty() const noexcept {
 }
 
 void FutureBase::destroy_unreferenced() noexcept {
-  if (state_ == State::finished && exception_ && log_unretrieved_)
+  if (state_ == State::finished && log_unretrieved_ && stored_exception())
     report(as_task() != nullptr ? "Task exception was never retrieved"
                                 : "Future exception was never retrieved");
   delete this;
@@ -56,7 +55,7 @@ void FutureBase::destroy_unreferenced() noexcept {
 
 void FutureBase::report(const char* message) const {
   try {
-    ExceptionContext context{message, exception_, describe()};
+    ExceptionContext context{message, stored_exception(), describe()};
     if (loop_ != nullptr)
       loop_->call_exception_handler(context);
     else
@@ -78,7 +77,7 @@ void FutureBase::set_exception(std::exception_ptr error) {
   if (!error) throw std::invalid_argument("set_exception needs an exception");
   if (state_ != State::pending)
     throw InvalidStateError("set_exception: the future is already done");
-  exception_ = std::move(error);
+  extras().exception = std::move(error);
   log_unretrieved_ = !silenced_;
   complete(State::finished);
 }
@@ -91,14 +90,14 @@ std::exception_ptr FutureBase::exception() {
   if (state_ == State::cancelled) throw make_cancelled_error();
   if (state_ == State::pending) throw InvalidStateError("the exception is not set yet");
   log_unretrieved_ = false;
-  return exception_;
+  return stored_exception();
 }
 
 void FutureBase::check_result_ready() {
   if (state_ == State::cancelled) throw make_cancelled_error();
   if (state_ == State::pending) throw InvalidStateError("the result is not set yet");
   log_unretrieved_ = false;
-  if (exception_) std::rethrow_exception(exception_);
+  if (std::exception_ptr error = stored_exception()) std::rethrow_exception(error);
 }
 
 void FutureBase::subscribe(CompletionNode* node) noexcept {
@@ -151,22 +150,22 @@ void FutureBase::complete(State final_state) {
 
 std::string FutureBase::describe() const {
   std::string text = std::string("<Future ") + state_word(state_);
-  if (state_ == State::finished && exception_)
-    text += " exception=" + spindle::detail::format_exception(exception_);
+  if (std::exception_ptr error = stored_exception(); state_ == State::finished && error)
+    text += " exception=" + spindle::detail::format_exception(error);
   return text + ">";
 }
 
 // ---- TaskCoreBase ----
 
 namespace {
-void run_task_step(void* core) {
-  static_cast<TaskCoreBase*>(core)->step_from_queue();
+void run_task_step(void* core, bool run) {
+  if (run) static_cast<TaskCoreBase*>(core)->step_from_queue();
 }
 }  // namespace
 
 TaskCoreBase::TaskCoreBase(EventLoop* loop, std::coroutine_handle<> root, std::string name)
     : FutureBase(loop), root_(root), resume_point_(root) {
-  number_ = task_counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  number_ = static_cast<std::uint32_t>(task_counter.fetch_add(1, std::memory_order_relaxed) + 1);
   if (!name.empty()) extras().name = std::move(name);
 }
 
@@ -177,8 +176,8 @@ std::string TaskCoreBase::name() const {
 
 std::string TaskCoreBase::describe() const {
   std::string text = std::string("<Task ") + state_word(state_) + " name='" + name() + "'";
-  if (state_ == State::finished && exception_)
-    text += " exception=" + spindle::detail::format_exception(exception_);
+  if (std::exception_ptr error = stored_exception(); state_ == State::finished && error)
+    text += " exception=" + spindle::detail::format_exception(error);
   return text + ">";
 }
 
@@ -209,17 +208,17 @@ void TaskCoreBase::suspend_on(Waiter* waiter, std::coroutine_handle<> resume_poi
 void TaskCoreBase::yield(std::coroutine_handle<> resume_point) {
   resume_point_ = resume_point;
   waiter_ = nullptr;
-  loop_->push_ready({&run_task_step, &ignore_entry, this});
+  loop_->push_ready({&run_task_step, this});
 }
 
 void TaskCoreBase::wake(Waiter* from) {
   if (from == nullptr || waiter_ != from) return;
   waiter_ = nullptr;
-  loop_->push_ready({&run_task_step, &ignore_entry, this});
+  loop_->push_ready({&run_task_step, this});
 }
 
 void TaskCoreBase::schedule_first_step() {
-  loop_->push_ready({&run_task_step, &ignore_entry, this});
+  loop_->push_ready({&run_task_step, this});
 }
 
 void TaskCoreBase::step_from_queue() {
@@ -254,13 +253,13 @@ void TaskCoreBase::finish() {
   root_ = {};
   resume_point_ = {};
   State final_state = State::finished;
-  if (exception_) {
+  if (std::exception_ptr error = stored_exception()) {
     try {
-      std::rethrow_exception(exception_);
+      std::rethrow_exception(error);
     } catch (const CancelledError& cancelled) {
       final_state = State::cancelled;
       if (*cancelled.what() != '\0' || extras_) extras().cancel_message = cancelled.what();
-      exception_ = nullptr;
+      extras_->exception = nullptr;
     } catch (...) {
       log_unretrieved_ = !silenced_;
     }

@@ -478,3 +478,35 @@ TEST(Task, NeverAwaitedLazyTaskIsFreed) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Sleep, WorksAsATaskAnywhereACoroutineDoes) {
+  auto main = []() -> Task<> {
+    auto scheduled = asyncio::create_task(asyncio::sleep(1ms));
+    co_await scheduled;
+    EXPECT_TRUE(scheduled.done());
+    co_await asyncio::gather(asyncio::sleep(1ms), asyncio::sleep(2ms));
+    co_await asyncio::shield(asyncio::sleep(1ms));
+    EXPECT_THROW(co_await asyncio::wait_for(asyncio::sleep(10s), 5ms), spindle::TimeoutError);
+    Task<> lazy = asyncio::sleep(0s);
+    EXPECT_TRUE(lazy.valid());
+    co_await lazy;
+    EXPECT_FALSE(lazy.valid());
+    EXPECT_THROW(co_await lazy, std::logic_error);
+    co_await asyncio::sleep(-5ms);  // negative: just yields, as Python
+  };
+  asyncio::run(main());
+}
+
+TEST(Sleep, CancelledScheduledSleep) {
+  auto main = []() -> Task<> {
+    auto sleeping = asyncio::create_task(asyncio::sleep(10s));
+    co_await asyncio::sleep(0s);
+    sleeping.cancel();
+    EXPECT_THROW(co_await sleeping, asyncio::CancelledError);
+  };
+  asyncio::run(main());
+}
+
+}  // namespace

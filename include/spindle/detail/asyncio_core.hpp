@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "spindle/detail/asyncio_alloc.hpp"
 #include "spindle/detail/unique_function.hpp"
 #include "spindle/errors.hpp"
 #include "spindle/futures.hpp"
@@ -66,23 +67,25 @@ namespace internal {
 
 class TaskCoreBase;
 using Clock = std::chrono::steady_clock;
-inline constexpr std::size_t not_in_heap = static_cast<std::size_t>(-1);
+inline constexpr std::uint32_t not_in_heap = static_cast<std::uint32_t>(-1);
 
 // An entry of the loop's timer heap. The node lives in whoever waits (a sleeping coroutine's
 // frame, a TimerHandle's state) and is removed from the heap before it dies.
 struct TimerNode {
+  // 32-bit sequence and index keep a sleeping task small (4 billion timers at once is
+  // beyond any loop; a sequence wrapping only reorders two timers due at the same instant).
   Clock::time_point when{};
-  std::uint64_t sequence = 0;  // ties at the same `when` fire in scheduling order
-  std::size_t heap_index = not_in_heap;
+  std::uint32_t sequence = 0;  // ties at the same `when` fire in scheduling order
+  std::uint32_t heap_index = not_in_heap;
   void (*fire)(TimerNode*) = nullptr;  // runs on the loop thread when `when` is reached
   bool scheduled() const noexcept { return heap_index != not_in_heap; }
 };
 
-// One callback waiting in the loop's ready queue: run() when its turn comes, or discard() if
-// the loop closes first.
+// One callback waiting in the loop's ready queue: call(argument, true) when its turn comes,
+// call(argument, false) to discard it if the loop closes first. Two words, because a burst of
+// a hundred thousand wake-ups sits in this queue at once.
 struct ReadyEntry {
-  void (*run)(void*);
-  void (*discard)(void*);
+  void (*call)(void* argument, bool run);
   void* argument;
 };
 
@@ -119,6 +122,11 @@ class FutureBase {
 
   explicit FutureBase(EventLoop* loop);
   FutureBase(const FutureBase&) = delete;
+  // Futures and task states come from the small-block allocator (detail/asyncio_alloc.hpp).
+  static void* operator new(std::size_t size) { return allocate_small(size); }
+  static void operator delete(void* block, std::size_t size) noexcept {
+    deallocate_small(block, size);
+  }
   FutureBase& operator=(const FutureBase&) = delete;
 
   // Atomic only so that a handle a bridge could not send back to a closed loop may be
@@ -167,7 +175,10 @@ class FutureBase {
   FutureBase* list_next = nullptr;
   void forget_loop() noexcept { loop_ = nullptr; }
   virtual TaskCoreBase* as_task() noexcept { return nullptr; }
-  const std::exception_ptr& stored_exception() const noexcept { return exception_; }
+  // The exception the future finished with (not marking it retrieved), or null.
+  std::exception_ptr stored_exception() const noexcept {
+    return extras_ ? extras_->exception : std::exception_ptr();
+  }
 
  protected:
   virtual ~FutureBase();
@@ -177,6 +188,7 @@ class FutureBase {
 
   // Rarely used parts, allocated on first use to keep a sleeping task small.
   struct Extras {
+    std::exception_ptr exception;  // here, not in the future: failures are the rare case
     std::string cancel_message;
     std::string name;
     std::vector<spindle::detail::UniqueFunction> callbacks;
@@ -185,7 +197,6 @@ class FutureBase {
   const std::string& cancel_message_or_empty() const noexcept;
 
   EventLoop* loop_;
-  std::exception_ptr exception_;
   std::unique_ptr<Extras> extras_;
   CompletionNode* listeners_ = nullptr;
   std::atomic<std::uint32_t> references_{1};
@@ -263,6 +274,11 @@ class PromiseBase {
     }
     void await_resume() noexcept {}
   };
+  // Frames come from the small-block allocator (detail/asyncio_alloc.hpp).
+  static void* operator new(std::size_t size) { return allocate_small(size); }
+  static void operator delete(void* frame, std::size_t size) noexcept {
+    deallocate_small(frame, size);
+  }
   std::suspend_always initial_suspend() noexcept { return {}; }
   FinalAwaiter final_suspend() noexcept { return {}; }
   void unhandled_exception() noexcept { exception = std::current_exception(); }
@@ -342,7 +358,7 @@ class TaskCoreBase : public FutureBase {
   void cancel_before_start();
 
   Waiter* waiter_ = nullptr;
-  std::uint64_t number_;  // the N of the default name "Task-N"
+  std::uint32_t number_;  // the N of the default name "Task-N" (wraps after 4 billion)
   int cancels_requested_ = 0;
   bool must_cancel_ = false;
   bool started_ = false;
@@ -361,14 +377,14 @@ class TaskCore final : public TaskCoreBase, public ResultHolder<T> {
   void take_frame_result() override {
     auto& promise = std::coroutine_handle<Promise<T>>::from_address(root_.address()).promise();
     if (promise.exception) {
-      exception_ = promise.exception;
+      extras().exception = promise.exception;
       return;
     }
     if constexpr (!std::is_void_v<T>) {
       try {
         this->store(std::move(*promise.result));
       } catch (...) {
-        exception_ = std::current_exception();
+        extras().exception = std::current_exception();
       }
     }
   }
@@ -392,6 +408,24 @@ class TaskSuspension {
   }
   void wake(Waiter* from) { task_->wake(from); }
   TaskCoreBase* task_ = nullptr;
+};
+
+// The suspension of asyncio::sleep: a timer node in the awaiting frame; sleep(0) yields.
+class SleepAwaiter final : TimerNode, Waiter, TaskSuspension {
+ public:
+  explicit SleepAwaiter(std::chrono::nanoseconds delay) noexcept : delay_(delay) {}
+  SleepAwaiter(const SleepAwaiter&) = delete;
+  SleepAwaiter& operator=(const SleepAwaiter&) = delete;
+  ~SleepAwaiter();
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> frame);
+  void await_resume();
+
+ private:
+  static void expire(TimerNode* node);
+  bool cancel_wait(const std::string& message) override;
+  std::chrono::nanoseconds delay_;
+  bool cancelled_ = false;
 };
 
 // Awaiting a future or a scheduled task: listens for its completion. Cancelling the awaiting
@@ -527,7 +561,7 @@ class EventLoop {
     state->function =
         spindle::detail::bind_call(std::forward<F>(callback), std::forward<A>(args)...);
     state->add_ref();  // the queue's reference
-    push_ready({&run_handle, &discard_handle, state});
+    push_ready({&call_handle, state});
     return Handle(state);
   }
   // call_soon from any thread: wakes the loop. Throws std::logic_error once the loop is closed.
@@ -645,8 +679,7 @@ class EventLoop {
   void drain_threadsafe();
   void sift_up(std::size_t index) noexcept;
   void sift_down(std::size_t index) noexcept;
-  static void run_handle(void* state);
-  static void discard_handle(void* state);
+  static void call_handle(void* state, bool run);
   static void fire_timer_handle(internal::TimerNode* node);
   friend class Handle;
 
@@ -654,7 +687,7 @@ class EventLoop {
   std::vector<internal::ReadyEntry> ready_;
   std::vector<internal::ReadyEntry> running_batch_;
   std::vector<internal::TimerNode*> timers_;
-  std::uint64_t timer_sequence_ = 0;
+  std::uint32_t timer_sequence_ = 0;
   std::uint64_t task_counter_ = 0;
   internal::FutureBase* futures_ = nullptr;  // every live future and task of this loop
   internal::TaskCoreBase* current_task_ = nullptr;
