@@ -254,3 +254,38 @@ TEST(ProcessPoolExecutor, CorruptFrameFromAWorkerFailsThatCallClearly) {
   }
   EXPECT_EQ(pool.submit(square, 5).result(30s), 25);
 }
+
+TEST(ProcessPoolExecutor, MapSendsChunksAndKeepsInputOrder) {
+  mp::ProcessPoolExecutor pool({.max_workers = 2});
+  std::vector<int> inputs(1000);
+  for (int i = 0; i < 1000; ++i)
+    inputs[i] = i;
+  std::vector<int> results;
+  for (int value : pool.map(square, inputs))
+    results.push_back(value);
+  ASSERT_EQ(results.size(), 1000u);
+  for (int i = 0; i < 1000; ++i)
+    EXPECT_EQ(results[i], i * i);
+  std::vector<int> small;
+  for (int value : pool.map({.chunksize = 3}, square, std::vector<int>{1, 2, 3, 4})) {
+    small.push_back(value);
+  }
+  EXPECT_EQ(small, (std::vector<int>{1, 4, 9, 16}));
+  EXPECT_THROW(pool.map({.chunksize = 0}, square, inputs), std::invalid_argument);
+}
+
+TEST(ProcessPoolExecutor, MapRethrowsWhenTheElementIsReached) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  auto results = pool.map({.chunksize = 1}, throw_invalid, std::vector<int>{1});
+  EXPECT_THROW(results.next(), std::invalid_argument);
+}
+
+TEST(ProcessPoolExecutor, MapTimesOut) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  auto [keep, other] = mp::Pipe<int>();
+  auto blocker = pool.submit(block_until_told, std::move(other));
+  auto results = pool.map({.timeout = std::chrono::milliseconds(20)}, square, std::vector<int>{1});
+  EXPECT_THROW(results.next(), spindle::TimeoutError);
+  keep.send(1);
+  EXPECT_EQ(blocker.result(), 1);
+}
