@@ -420,68 +420,6 @@ class WorkerPool {
 }  // namespace internal
 
 // ---------------------------------------------------------------------------------------
-// ProcessPoolExecutor
-// ---------------------------------------------------------------------------------------
-
-// Keyword arguments of ProcessPoolExecutor.
-struct ProcessPoolOptions {
-  // Empty: cpu_count(). 0: std::invalid_argument.
-  std::optional<std::size_t> max_workers{};
-  // Runs first in every worker; if it throws, the pool is broken (BrokenProcessPool).
-  Initializer initializer{};
-  // A worker exits after this many calls and a fresh one replaces it. Empty: no limit.
-  // 0: std::invalid_argument.
-  std::optional<std::size_t> max_tasks_per_child{};
-  // What a worker dying mid-call does; see OnWorkerCrash.
-  OnWorkerCrash on_worker_crash = OnWorkerCrash::break_pool;
-};
-
-// A pool of worker processes running submitted calls
-// (concurrent.futures.ProcessPoolExecutor). Workers start at the first submit, up to
-// max_workers, and run calls in the order they were submitted. submit() and map() are
-// thread-safe and do not block (a very large argument may wait for room in a worker's pipe).
-// Futures complete on the pool's collector thread, which runs their done callbacks.
-class ProcessPoolExecutor : public futures::Executor {
- public:
-  explicit ProcessPoolExecutor(ProcessPoolOptions options = {});
-  // Blocks: shutdown(true).
-  ~ProcessPoolExecutor() override;
-
-  // Schedules function(args...) in a worker; a Future for its result. The function is a plain
-  // function or a lambda without captures, the arguments and result serializable (checked at
-  // compile time). std::logic_error after shutdown; BrokenProcessPool when broken. Through
-  // Executor&, a callable that cannot be shipped is std::invalid_argument instead.
-  template <class F, class... A>
-  auto submit(F&& function, A&&... args) {
-    detail::Message call = detail::encode_call<true>(function, std::forward<A>(args)...);
-    using R = typename ResultOf<detail::ShippableCall<true, F, A...>, F, A...>::type;
-    auto pending = std::make_unique<internal::FutureCall<R>>(std::move(call));
-    futures::Future<R> future = pending->future;
-    pool_.submit(std::move(pending));
-    return future;
-  }
-
-  void shutdown(bool wait = true, bool cancel_futures = false) override;
-  std::size_t max_workers() const noexcept { return pool_.workers(); }
-
- protected:
-  // Only closures reach this (Executor::submit sends shippable calls to submit()).
-  void enqueue(spindle::detail::FutureCore* task) override;
-
- private:
-  template <bool shippable, class F, class... A>
-  struct ResultOf {
-    using type = int;  // a compile-time error has been reported already
-  };
-  template <class F, class... A>
-  struct ResultOf<true, F, A...> {
-    using type = detail::ShippedResult_t<F, A...>;
-  };
-
-  internal::WorkerPool pool_;
-};
-
-// ---------------------------------------------------------------------------------------
 // Pool
 // ---------------------------------------------------------------------------------------
 
@@ -654,6 +592,43 @@ inline std::size_t automatic_chunksize(std::size_t items, std::size_t workers) {
   return items / per + (items % per != 0 ? 1 : 0);
 }
 
+// Splits `items` into chunks and submits each as one call of F over its elements; the
+// futures of the chunks' result vectors, in order.
+template <bool star, class F, class Range, class Submit>
+auto submit_chunks(Submit&& submit, std::size_t workers, const F& function, Range& items,
+                   std::optional<std::size_t> chunksize, bool automatic) {
+  using Target = std::decay_t<F>;
+  using E = typename ElementOf<Target, std::ranges::range_value_t<Range>, star>::type;
+  static_assert(check_mappable<Target, E, star>());
+  using R = typename MapResult<Target, E, star>::type;
+  if (chunksize && *chunksize == 0) throw std::invalid_argument("chunksize must be >= 1");
+  std::vector<futures::Future<std::vector<R>>> chunks;
+  const Target target = function;
+  auto run = [&](auto first, auto last) {
+    const std::size_t size = static_cast<std::size_t>(std::distance(first, last));
+    const std::size_t step =
+        chunksize ? *chunksize : (automatic ? automatic_chunksize(size, workers) : 1);
+    while (first != last) {
+      auto stop = first;
+      std::advance(
+          stop, std::min<std::size_t>(step, static_cast<std::size_t>(std::distance(first, last))));
+      auto pending = std::make_unique<internal::FutureCall<std::vector<R>>>(
+          encode_chunk<Target, E, star>(target, first, stop));
+      chunks.push_back(pending->future);
+      submit(std::move(pending));
+      first = stop;
+    }
+  };
+  if constexpr (std::ranges::forward_range<Range>) {
+    run(std::ranges::begin(items), std::ranges::end(items));
+  } else {
+    std::vector<std::ranges::range_value_t<Range>> copy(std::ranges::begin(items),
+                                                        std::ranges::end(items));
+    run(copy.begin(), copy.end());
+  }
+  return chunks;
+}
+
 }  // namespace detail
 
 // The results of imap / imap_unordered: an input range yielding each result as it is
@@ -661,8 +636,12 @@ inline std::size_t automatic_chunksize(std::size_t items, std::size_t workers) {
 template <class R>
 class IMapResults {
  public:
-  IMapResults(std::vector<futures::Future<std::vector<R>>> chunks, bool ordered)
-      : chunks_(std::move(chunks)), ordered_(ordered), order_(std::make_shared<Order>()) {
+  IMapResults(std::vector<futures::Future<std::vector<R>>> chunks, bool ordered,
+              std::optional<spindle::detail::Clock::time_point> deadline = {})
+      : chunks_(std::move(chunks)),
+        ordered_(ordered),
+        deadline_(deadline),
+        order_(std::make_shared<Order>()) {
     if (!ordered_) {
       for (std::size_t i = 0; i < chunks_.size(); ++i) {
         chunks_[i].add_done_callback([order = order_, i](const futures::Future<std::vector<R>>&) {
@@ -674,8 +653,17 @@ class IMapResults {
     }
   }
 
+  IMapResults(IMapResults&&) noexcept = default;
+  IMapResults& operator=(IMapResults&&) noexcept = default;
+  // Cancels the chunks not started, last to first.
+  ~IMapResults() {
+    for (std::size_t i = chunks_.size(); i > taken_; --i) {
+      chunks_[i - 1].cancel();
+    }
+  }
+
   // The next result; blocks until it is ready. std::out_of_range when there is none left
-  // (Python's StopIteration).
+  // (Python's StopIteration); TimeoutError past the deadline (ProcessPoolExecutor::map).
   R next() {
     while (position_ >= current_.size()) {
       if (taken_ == chunks_.size()) throw std::out_of_range("no more results");
@@ -687,7 +675,12 @@ class IMapResults {
         order_->done.pop_front();
       }
       ++taken_;
-      current_ = chunks_[index].result();
+      if (deadline_) {
+        const auto left = *deadline_ - spindle::detail::Clock::now();
+        current_ = chunks_[index].result(std::max(left, decltype(left)::zero()));
+      } else {
+        current_ = chunks_[index].result();
+      }
       position_ = 0;
     }
     return std::move(current_[position_++]);
@@ -732,6 +725,7 @@ class IMapResults {
   };
   std::vector<futures::Future<std::vector<R>>> chunks_;
   bool ordered_;
+  std::optional<spindle::detail::Clock::time_point> deadline_;
   std::shared_ptr<Order> order_;
   std::size_t taken_ = 0;
   std::vector<R> current_;
@@ -823,36 +817,9 @@ class Pool {
   template <bool star, class F, class Range>
   auto submit_chunks(const F& function, Range& items, std::optional<std::size_t> chunksize,
                      bool automatic) {
-    using Target = std::decay_t<F>;
-    using E = typename detail::ElementOf<Target, std::ranges::range_value_t<Range>, star>::type;
-    static_assert(detail::check_mappable<Target, E, star>());
-    using R = typename detail::MapResult<Target, E, star>::type;
-    if (chunksize && *chunksize == 0) throw std::invalid_argument("chunksize must be >= 1");
-    std::vector<futures::Future<std::vector<R>>> chunks;
-    const Target target = function;
-    auto run = [&](auto first, auto last) {
-      const std::size_t size = static_cast<std::size_t>(std::distance(first, last));
-      const std::size_t step =
-          chunksize ? *chunksize : (automatic ? detail::automatic_chunksize(size, processes()) : 1);
-      while (first != last) {
-        auto stop = first;
-        std::advance(stop, std::min<std::size_t>(
-                               step, static_cast<std::size_t>(std::distance(first, last))));
-        auto pending = std::make_unique<internal::FutureCall<std::vector<R>>>(
-            detail::encode_chunk<Target, E, star>(target, first, stop));
-        chunks.push_back(pending->future);
-        submit(std::move(pending));
-        first = stop;
-      }
-    };
-    if constexpr (std::ranges::forward_range<Range>) {
-      run(std::ranges::begin(items), std::ranges::end(items));
-    } else {
-      std::vector<std::ranges::range_value_t<Range>> copy(std::ranges::begin(items),
-                                                          std::ranges::end(items));
-      run(copy.begin(), copy.end());
-    }
-    return chunks;
+    return detail::submit_chunks<star>(
+        [this](std::unique_ptr<internal::PendingCall> call) { submit(std::move(call)); },
+        processes(), function, items, chunksize, automatic);
   }
 
   // One AsyncResult for the concatenated chunks.
@@ -909,6 +876,89 @@ class Pool {
   enum class State { running, closed, terminated };
   mutable std::mutex mutex_;
   State state_ = State::running;
+  internal::WorkerPool pool_;
+};
+
+// ---------------------------------------------------------------------------------------
+// ProcessPoolExecutor
+// ---------------------------------------------------------------------------------------
+
+// Keyword arguments of ProcessPoolExecutor.
+struct ProcessPoolOptions {
+  // Empty: cpu_count(). 0: std::invalid_argument.
+  std::optional<std::size_t> max_workers{};
+  // Runs first in every worker; if it throws, the pool is broken (BrokenProcessPool).
+  Initializer initializer{};
+  // A worker exits after this many calls and a fresh one replaces it. Empty: no limit.
+  // 0: std::invalid_argument.
+  std::optional<std::size_t> max_tasks_per_child{};
+  // What a worker dying mid-call does; see OnWorkerCrash.
+  OnWorkerCrash on_worker_crash = OnWorkerCrash::break_pool;
+};
+
+// A pool of worker processes running submitted calls
+// (concurrent.futures.ProcessPoolExecutor). Workers start at the first submit, up to
+// max_workers, and run calls in the order they were submitted. submit() and map() are
+// thread-safe and do not block (a very large argument may wait for room in a worker's pipe).
+// Futures complete on the pool's collector thread, which runs their done callbacks.
+class ProcessPoolExecutor : public futures::Executor {
+ public:
+  explicit ProcessPoolExecutor(ProcessPoolOptions options = {});
+  // Blocks: shutdown(true).
+  ~ProcessPoolExecutor() override;
+
+  // Schedules function(args...) in a worker; a Future for its result. The function is a plain
+  // function or a lambda without captures, the arguments and result serializable (checked at
+  // compile time). std::logic_error after shutdown; BrokenProcessPool when broken. Through
+  // Executor&, a callable that cannot be shipped is std::invalid_argument instead.
+  template <class F, class... A>
+  auto submit(F&& function, A&&... args) {
+    detail::Message call = detail::encode_call<true>(function, std::forward<A>(args)...);
+    using R = typename ResultOf<detail::ShippableCall<true, F, A...>, F, A...>::type;
+    auto pending = std::make_unique<internal::FutureCall<R>>(std::move(call));
+    futures::Future<R> future = pending->future;
+    pool_.submit(std::move(pending));
+    return future;
+  }
+
+  // fn over one range, in chunks (chunksize empty: about four chunks per worker, as
+  // Pool.map; 0: std::invalid_argument): a lazy range of the results in input order, which
+  // rethrows an element's exception when it is reached and TimeoutError past `timeout`
+  // (counted from this call). Destroying it cancels the chunks not started. Several ranges:
+  // Executor::map, one call per element.
+  template <class F, std::ranges::input_range Range>
+  auto map(F&& function, Range&& items) {
+    return map(futures::MapOptions{}, std::forward<F>(function), std::forward<Range>(items));
+  }
+  template <class F, std::ranges::input_range Range>
+  auto map(futures::MapOptions options, F&& function, Range&& items) {
+    std::optional<spindle::detail::Clock::time_point> deadline;
+    if (options.timeout) deadline = spindle::detail::deadline_after(*options.timeout);
+    auto chunks = detail::submit_chunks<false>(
+        [this](std::unique_ptr<internal::PendingCall> call) { pool_.submit(std::move(call)); },
+        pool_.workers(), function, items, options.chunksize, true);
+    return IMapResults<typename decltype(chunks.front().result())::value_type>(std::move(chunks),
+                                                                               true, deadline);
+  }
+  using futures::Executor::map;
+
+  void shutdown(bool wait = true, bool cancel_futures = false) override;
+  std::size_t max_workers() const noexcept { return pool_.workers(); }
+
+ protected:
+  // Only closures reach this (Executor::submit sends shippable calls to submit()).
+  void enqueue(spindle::detail::FutureCore* task) override;
+
+ private:
+  template <bool shippable, class F, class... A>
+  struct ResultOf {
+    using type = int;  // a compile-time error has been reported already
+  };
+  template <class F, class... A>
+  struct ResultOf<true, F, A...> {
+    using type = detail::ShippedResult_t<F, A...>;
+  };
+
   internal::WorkerPool pool_;
 };
 

@@ -66,6 +66,9 @@ struct Worker {
 };
 
 class WorkerPoolCore {
+  using Completions = std::vector<std::pair<std::unique_ptr<PendingCall>, Message>>;
+  using Failures = std::vector<std::pair<std::unique_ptr<PendingCall>, std::exception_ptr>>;
+
  public:
   explicit WorkerPoolCore(WorkerPoolOptions options) : options_(std::move(options)) {
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -125,8 +128,19 @@ class WorkerPoolCore {
   }
 
   void start_locked() {
-    for (std::size_t i = 0; i < options_.workers; ++i)
-      spawn_locked();
+    try {
+      for (std::size_t i = 0; i < options_.workers; ++i) {
+        spawn_locked();
+      }
+    } catch (const std::exception& error) {
+      // No collector runs yet: stop the workers started so far here.
+      for (auto& worker : workers_) {
+        ::kill(worker->pid, SIGKILL);
+      }
+      close_all_locked();
+      broken_ = "cannot start the worker processes of the " + options_.kind + ": " + error.what();
+      throw BrokenProcessPool(*broken_);
+    }
     started_ = true;
     collector_ = std::thread([this] { collect(); });
   }
@@ -150,6 +164,16 @@ class WorkerPoolCore {
     worker->writer.push(std::move(boot));
     if (options_.initializer) worker->writer.push(copy_message(*options_.initializer));
     workers_.push_back(std::move(worker));
+  }
+
+  // Starts a worker in place of one that ended; if that fails, the pool is broken.
+  void replace_locked(Failures& failures) {
+    try {
+      spawn_locked();
+    } catch (const std::exception& error) {
+      break_locked("cannot start a worker process of the " + options_.kind + ": " + error.what(),
+                   failures);
+    }
   }
 
   std::size_t depth() const { return ema_us_ < short_call_us ? deep_queue : 1; }
@@ -195,9 +219,6 @@ class WorkerPoolCore {
     return waiting;
   }
 
-  using Completions = std::vector<std::pair<std::unique_ptr<PendingCall>, Message>>;
-  using Failures = std::vector<std::pair<std::unique_ptr<PendingCall>, std::exception_ptr>>;
-
   // Everything not finished fails with `error`; the workers are killed.
   void fail_everything_locked(const std::exception_ptr& error, Failures& failures) {
     for (auto& worker : workers_) {
@@ -237,7 +258,7 @@ class WorkerPoolCore {
     const bool clean_exit =
         !corrupt && WIFEXITED(status) && WEXITSTATUS(status) == 0 && worker->in_flight.empty();
     if (clean_exit && (worker->retiring || shutdown_)) {
-      if (!shutdown_ || !pending_.empty()) spawn_locked();  // max_tasks_per_child
+      if (!shutdown_ || !pending_.empty()) replace_locked(failures);  // max_tasks_per_child
       return;
     }
     const std::string what = "a worker process (pid " + std::to_string(worker->pid) + ") of the " +
@@ -259,7 +280,7 @@ class WorkerPoolCore {
         worker->in_flight.pop_back();
       }
     }
-    if (!shutdown_ || !pending_.empty()) spawn_locked();
+    if (!shutdown_ || !pending_.empty()) replace_locked(failures);
   }
 
   // Reads what a worker sent; false when its stream ended.

@@ -63,6 +63,19 @@ void start_blocked_grandchild(mp::Connection<int> out, bool daemon_grandchild, b
   if (!leave) keep.recv();  // never arrives
 }
 
+int report_pid_and_block(mp::Connection<int> out, mp::Connection<int> never) {
+  out.send(static_cast<int>(::getpid()));
+  return never.recv();
+}
+
+// Starts a process pool whose worker reports its pid and blocks; then blocks itself.
+void start_blocked_pool_worker(mp::Connection<int> out) {
+  auto [keep, other] = mp::Pipe<int>();
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  auto future = pool.submit(report_pid_and_block, std::move(out), std::move(other));
+  keep.recv();  // never arrives
+}
+
 // Waits until process `pid` (any process, not only a child) has ended.
 bool ended_within(int pid, std::chrono::milliseconds timeout) {
   const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
@@ -215,6 +228,16 @@ TEST(Process, ChildDiesWhenItsParentIsKilled) {
   parent.kill();
   parent.join();
   EXPECT_TRUE(ended_within(grandchild, 10s)) << "orphan " << grandchild;
+}
+
+TEST(Process, PoolWorkerDiesWhenItsParentIsKilled) {
+  auto [in, out] = mp::Pipe<int>(false);
+  mp::Process parent(start_blocked_pool_worker, std::move(out));
+  parent.start();
+  const int worker = in.recv();
+  parent.kill();
+  parent.join();
+  EXPECT_TRUE(ended_within(worker, 10s)) << "orphan " << worker;
 }
 
 TEST(Process, DaemonChildIsTerminatedWhenItsParentExits) {
