@@ -184,11 +184,16 @@ asyncio::Task<Response> async_fetch(Request request, BodyCallback on_body);
 // Makes `request`, writing the body to `file`, as fetch_to_file does (the file is removed if
 // the request fails or is cancelled).
 asyncio::Task<Response> async_fetch_to_file(Request request, std::filesystem::path file);
-// GET `url`, body in memory.
-asyncio::Task<Response> async_get(std::string url, RequestOptions options = {});
-// POST `body` to `url` with Content-Type `content_type` (empty: none), body in memory.
-asyncio::Task<Response> async_post(std::string url, std::string body, std::string content_type = {},
-                                   RequestOptions options = {});
+// GET `url`, body in memory. Overloads rather than default arguments: g++ 12 copies a
+// defaulted class-type argument bitwise inside a co_await expression, breaking its strings.
+asyncio::Task<Response> async_get(std::string url);
+asyncio::Task<Response> async_get(std::string url, RequestOptions options);
+// POST `body` to `url` with Content-Type `content_type` (none when absent or empty), body in
+// memory.
+asyncio::Task<Response> async_post(std::string url, std::string body);
+asyncio::Task<Response> async_post(std::string url, std::string body, std::string content_type);
+asyncio::Task<Response> async_post(std::string url, std::string body, std::string content_type,
+                                   RequestOptions options);
 
 // The libcurl version in use, e.g. "libcurl/7.88.1 OpenSSL/3.0.11 ...". Non-blocking.
 std::string curl_version();

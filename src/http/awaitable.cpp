@@ -300,6 +300,18 @@ asyncio::Task<Response> async_fetch_to_file(Request request, std::filesystem::pa
   co_return response;
 }
 
+asyncio::Task<Response> async_get(std::string url) {
+  return async_get(std::move(url), RequestOptions{});
+}
+
+asyncio::Task<Response> async_post(std::string url, std::string body) {
+  return async_post(std::move(url), std::move(body), std::string(), RequestOptions{});
+}
+
+asyncio::Task<Response> async_post(std::string url, std::string body, std::string content_type) {
+  return async_post(std::move(url), std::move(body), std::move(content_type), RequestOptions{});
+}
+
 asyncio::Task<Response> async_get(std::string url, RequestOptions options) {
   return async_fetch(
       Request{.method = Method::get, .url = std::move(url), .options = std::move(options)});

@@ -339,3 +339,21 @@ TEST(AsyncHttpCancellation, ClosingTheLoopWithARequestInFlightReleasesIt) {
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0], "Task was destroyed but it is pending!");
 }
+
+// Arguments built in the co_await expression itself, including the options left out.
+TEST(AsyncHttpUsage, TemporaryArgumentsInsideTheCoAwaitExpression) {
+  LoopbackServer server([](const ReceivedRequest& request) {
+    return http_response(200, request.target + ":" + request.body);
+  });
+  auto main_task = [&]() -> asyncio::Task<int> {
+    int answered = 0;
+    for (int i = 0; i < 3; ++i) {
+      auto got = co_await http::async_get(server.url("/" + std::to_string(i)));
+      if (got.body == "/" + std::to_string(i) + ":") ++answered;
+      auto posted = co_await http::async_post(server.url("/p"), "body" + std::to_string(i));
+      if (posted.body == "/p:body" + std::to_string(i)) ++answered;
+    }
+    co_return answered;
+  };
+  EXPECT_EQ(asyncio::run(main_task()), 6);
+}
