@@ -49,8 +49,10 @@ class Multi {
 
   // Starts `exchange`'s transfer. Throws std::bad_alloc / spindle::Error if curl refuses.
   void add(ExchangeAwaiter& exchange, CURL* easy);
-  // Stops a transfer that has not finished (cancellation, or its awaiter destroyed).
-  void remove(CURL* easy) noexcept { curl_multi_remove_handle(multi_, easy); }
+  // Stops a transfer that has not finished (cancellation, or its awaiter destroyed). False
+  // when curl refuses, as it does from inside one of its own callbacks (a body callback that
+  // cancels its own task).
+  bool remove(CURL* easy) noexcept { return curl_multi_remove_handle(multi_, easy) == CURLM_OK; }
 
  private:
   explicit Multi(asyncio::EventLoop& loop);
@@ -116,8 +118,8 @@ class ExchangeAwaiter final : asyncio::internal::Waiter, asyncio::internal::Task
 
  private:
   bool cancel_wait(const std::string&) override {
-    if (!attached_) return false;  // finished already: the cancellation waits for resumption
-    multi_->remove(transfer_.handle());
+    // Finished already, or inside curl: the cancellation is delivered when the task resumes.
+    if (!attached_ || !multi_->remove(transfer_.handle())) return false;
     attached_ = false;
     cancelled_ = true;
     wake(this);

@@ -357,3 +357,26 @@ TEST(AsyncHttpUsage, TemporaryArgumentsInsideTheCoAwaitExpression) {
   };
   EXPECT_EQ(asyncio::run(main_task()), 6);
 }
+
+// curl refuses to drop a transfer from inside its own callback: the cancellation is delivered
+// when the task resumes instead.
+TEST(AsyncHttpCancellation, BodyCallbackCancellingItsOwnTaskEndsInCancelledError) {
+  const std::string body(300000, 'b');
+  LoopbackServer server([&](const ReceivedRequest&) { return http_response(200, body); });
+  auto main_task = [&]() -> asyncio::Task<bool> {
+    asyncio::Task<http::Response>* self = nullptr;
+    bool cancel_requested = false;
+    auto request =
+        asyncio::create_task(http::async_fetch({.url = server.url("/")}, [&](std::string_view) {
+          if (!cancel_requested) cancel_requested = self->cancel();
+        }));
+    self = &request;
+    try {
+      co_await request;
+    } catch (const asyncio::CancelledError&) {
+      co_return cancel_requested;
+    }
+    co_return false;
+  };
+  EXPECT_TRUE(asyncio::run(main_task()));
+}
