@@ -33,5 +33,6 @@ using Registration = void (*)(CLI::App& app, Context& context);
 void register_grep(CLI::App& app, Context& context);
 void register_replace(CLI::App& app, Context& context);
 void register_fetch(CLI::App& app, Context& context);
+void register_serve(CLI::App& app, Context& context);
 
 }  // namespace spindle_cli

@@ -17,6 +17,7 @@ constexpr spindle_cli::Registration kSubcommands[] = {
     spindle_cli::register_fetch,
     spindle_cli::register_grep,
     spindle_cli::register_replace,
+    spindle_cli::register_serve,
 };
 
 }  // namespace

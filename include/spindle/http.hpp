@@ -2,10 +2,10 @@
 // status, headers, and the body kept in memory, streamed to a file or handed to a callback.
 //
 // Python has no module of this name; the calls cover what the tutorials do with
-// urllib.request / requests. This is the blocking client: each call runs on the calling
-// thread until the response is complete. Request and Response are plain values that hold no
-// connection, so an awaitable client driven by an event loop can take the same Request and
-// give the same Response (docs/http.md).
+// urllib.request / requests. Two clients take the same Request and give the same Response:
+// the blocking one (each call runs on the calling thread until the response is complete) and
+// the awaitable one (async_*: co_await in an asyncio task; curl's multi-socket API driven by
+// the task's event loop). See docs/http.md.
 //
 // Failures to get a response at all (bad URL, unknown host, refused connection, timeout,
 // TLS) throw RequestError, whose message names the method and the URL and whose kind() tells
@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "spindle/asyncio.hpp"
 #include "spindle/errors.hpp"
 
 namespace spindle::http {
@@ -166,6 +167,33 @@ Response get(std::string url, RequestOptions options = {});
 // POST `body` to `url` with Content-Type `content_type` (empty: none), body in memory. Blocks.
 Response post(std::string url, std::string body, std::string content_type = {},
               RequestOptions options = {});
+
+// The awaitable client: the same requests, made by the asyncio event loop running on the
+// calling thread. Each function returns a lazy asyncio::Task; awaiting it suspends the
+// awaiting task (never the thread) until the response is complete, and gives the same
+// Response, or throws the same RequestError, as the blocking call of the same name. All the
+// requests of one loop share one curl multi handle, whose sockets and timer the loop watches
+// (no thread per request). Loop thread only. Body callbacks and on_progress run on the loop's
+// thread, inside the loop's I/O phase: they must not block. Cancelling the awaiting task
+// abandons the request (its connection is closed) and throws asyncio::CancelledError.
+
+// Makes `request`, keeping the body in Response::body.
+asyncio::Task<Response> async_fetch(Request request);
+// Makes `request`, giving the body to `on_body` piece by piece.
+asyncio::Task<Response> async_fetch(Request request, BodyCallback on_body);
+// Makes `request`, writing the body to `file`, as fetch_to_file does (the file is removed if
+// the request fails or is cancelled).
+asyncio::Task<Response> async_fetch_to_file(Request request, std::filesystem::path file);
+// GET `url`, body in memory. Overloads rather than default arguments: g++ 12 copies a
+// defaulted class-type argument bitwise inside a co_await expression, breaking its strings.
+asyncio::Task<Response> async_get(std::string url);
+asyncio::Task<Response> async_get(std::string url, RequestOptions options);
+// POST `body` to `url` with Content-Type `content_type` (none when absent or empty), body in
+// memory.
+asyncio::Task<Response> async_post(std::string url, std::string body);
+asyncio::Task<Response> async_post(std::string url, std::string body, std::string content_type);
+asyncio::Task<Response> async_post(std::string url, std::string body, std::string content_type,
+                                   RequestOptions options);
 
 // The libcurl version in use, e.g. "libcurl/7.88.1 OpenSSL/3.0.11 ...". Non-blocking.
 std::string curl_version();

@@ -1,10 +1,4 @@
 // The blocking client and the value types' members.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <system_error>
 #include <utility>
 
 #include <fmt/format.h>
@@ -91,38 +85,10 @@ Response fetch(const Request& request, const BodyCallback& on_body) {
 }
 
 Response fetch_to_file(const Request& request, const std::filesystem::path& file) {
-  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0)
-    throw RequestError(ErrorKind::body_sink, request.url,
-                       fmt::format("{} {}: cannot open {}: {}", method_name(request.method),
-                                   request.url, file.string(), std::strerror(errno)));
-  auto write_all = [&](std::string_view chunk) {
-    while (!chunk.empty()) {
-      const ssize_t written = ::write(fd, chunk.data(), chunk.size());
-      if (written < 0) {
-        if (errno == EINTR) continue;
-        throw RequestError(ErrorKind::body_sink, request.url,
-                           fmt::format("{} {}: cannot write {}: {}", method_name(request.method),
-                                       request.url, file.string(), std::strerror(errno)));
-      }
-      chunk.remove_prefix(static_cast<std::size_t>(written));
-    }
-  };
-  bool open = true;
-  try {
-    Response response = perform(request, write_all);
-    open = false;
-    if (::close(fd) != 0)
-      throw RequestError(ErrorKind::body_sink, request.url,
-                         fmt::format("{} {}: cannot write {}: {}", method_name(request.method),
-                                     request.url, file.string(), std::strerror(errno)));
-    return response;
-  } catch (...) {
-    if (open) ::close(fd);
-    std::error_code ignored;
-    std::filesystem::remove(file, ignored);
-    throw;
-  }
+  internal::FileSink sink(request, file);
+  Response response = perform(request, sink.writer());
+  sink.commit();
+  return response;
 }
 
 Response get(std::string url, RequestOptions options) {

@@ -1,10 +1,14 @@
 #include "transfer.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <limits>
 #include <mutex>
 #include <new>
+#include <system_error>
 #include <utility>
 
 #include <fmt/format.h>
@@ -239,6 +243,45 @@ Response Transfer::finish(CURLcode result) {
     response_.url = effective_url;
   curl_easy_getinfo(easy_, CURLINFO_REDIRECT_COUNT, &response_.redirects);
   return std::move(response_);
+}
+
+FileSink::FileSink(const Request& request, std::filesystem::path file)
+    : request_(request), file_(std::move(file)) {
+  fd_ = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd_ < 0) fail("open");
+}
+
+FileSink::~FileSink() {
+  if (committed_) return;
+  if (fd_ >= 0) ::close(fd_);
+  std::error_code ignored;
+  std::filesystem::remove(file_, ignored);
+}
+
+void FileSink::fail(const char* action) {
+  throw RequestError(ErrorKind::body_sink, request_.url,
+                     fmt::format("{} {}: cannot {} {}: {}", method_name(request_.method),
+                                 request_.url, action, file_.string(), std::strerror(errno)));
+}
+
+BodyCallback FileSink::writer() {
+  return [this](std::string_view chunk) {
+    while (!chunk.empty()) {
+      const ssize_t written = ::write(fd_, chunk.data(), chunk.size());
+      if (written < 0) {
+        if (errno == EINTR) continue;
+        fail("write");
+      }
+      chunk.remove_prefix(static_cast<std::size_t>(written));
+    }
+  };
+}
+
+void FileSink::commit() {
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) fail("write");
+  committed_ = true;
 }
 
 }  // namespace spindle::http::internal

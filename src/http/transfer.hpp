@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <exception>
+#include <filesystem>
 #include <string>
 
 #include "spindle/http.hpp"
@@ -53,6 +54,31 @@ class Transfer {
   bool cancelled_ = false;
   char error_buffer_[CURL_ERROR_SIZE] = {};
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+// The body of a request written to a file, for fetch_to_file and async_fetch_to_file. The
+// constructor creates or truncates the file; the destructor removes it unless commit() closed
+// it successfully, so a failed, cancelled or abandoned request leaves no file behind.
+// Failures are RequestError(body_sink) naming the request and the file.
+class FileSink {
+ public:
+  FileSink(const Request& request, std::filesystem::path file);
+  ~FileSink();
+  FileSink(const FileSink&) = delete;
+  FileSink& operator=(const FileSink&) = delete;
+
+  // A body callback writing each chunk to the file; valid while the FileSink lives.
+  BodyCallback writer();
+  // Closes the file, keeping it.
+  void commit();
+
+ private:
+  [[noreturn]] void fail(const char* action);
+
+  const Request& request_;
+  std::filesystem::path file_;
+  int fd_ = -1;
+  bool committed_ = false;
 };
 
 }  // namespace spindle::http::internal
