@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
-#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -49,12 +48,13 @@ std::size_t count_of(const std::string& text, const std::string& needle) {
 std::string xml_problem(const std::string& xml) {
   std::vector<std::string> open;
   std::size_t at = 0;
-  const std::regex entity(R"(^&(amp|lt|gt|quot|apos|#[0-9]+);)");
   while (at < xml.size()) {
     if (xml[at] == '&') {
-      std::smatch match;
-      const std::string rest = xml.substr(at, 8);
-      if (!std::regex_search(rest, match, entity)) return "bare & at " + std::to_string(at);
+      const std::string rest = xml.substr(at, 6);
+      bool known = false;
+      for (const char* entity : {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;"})
+        known = known || rest.rfind(entity, 0) == 0;
+      if (!known) return "bare & at " + std::to_string(at);
       ++at;
       continue;
     }
@@ -132,7 +132,8 @@ TEST_F(Trace, ProcessPoolRecordsEachCallOnItsWorkersPidLane) {
   ASSERT_EQ(spans.size(), 8u);
   for (const auto& span : spans) {
     EXPECT_EQ(span.category, "ProcessPoolExecutor");
-    EXPECT_TRUE(std::regex_match(span.lane, std::regex(R"(pid \d+)"))) << span.lane;
+    EXPECT_EQ(span.lane.rfind("pid ", 0), 0u) << span.lane;
+    EXPECT_GT(std::atoi(span.lane.c_str() + 4), 0) << span.lane;
     EXPECT_NE(span.lane, "pid " + std::to_string(::getpid()));
     EXPECT_LE(span.start, span.end);
   }
@@ -195,6 +196,7 @@ TEST_F(Trace, ChromeTraceOfARealRunParses) {
   trace::start();
   for (int i = 0; i < 5; ++i)
     pool.submit([] {}).result();
+  pool.shutdown();  // a worker records its span just after the task's result is set
   trace::stop();
   const auto document = nlohmann::json::parse(trace::chrome_trace_json(trace::spans()));
   int complete = 0;
@@ -227,6 +229,7 @@ TEST_F(Trace, SvgOfARealRunHasOneBarPerTask) {
     futures.push_back(pool.submit([] {}));
   for (auto& future : futures)
     future.result();
+  pool.shutdown();  // a worker records its span just after the task's result is set
   trace::stop();
   const std::string svg = trace::svg_timeline(trace::spans());
   EXPECT_EQ(xml_problem(svg), "");
