@@ -32,6 +32,8 @@ using Registration = void (*)(CLI::App& app, Context& context);
 
 void register_grep(CLI::App& app, Context& context);
 void register_replace(CLI::App& app, Context& context);
+void register_compare(CLI::App& app, Context& context);
+void register_factor(CLI::App& app, Context& context);
 void register_fetch(CLI::App& app, Context& context);
 void register_serve(CLI::App& app, Context& context);
 

@@ -354,6 +354,8 @@ class PendingCall {
 
   detail::Message call;
   bool started = false;
+  // When the call was sent to a worker, if tracing was on then (spindle/trace.hpp).
+  std::chrono::steady_clock::time_point traced_since{};
 };
 
 // A call whose result goes to a Future<R>.

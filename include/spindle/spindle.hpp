@@ -9,3 +9,4 @@
 #include "spindle/print.hpp"
 #include "spindle/queue.hpp"
 #include "spindle/threading.hpp"
+#include "spindle/trace.hpp"

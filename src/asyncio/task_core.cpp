@@ -4,6 +4,7 @@
 
 #include "spindle/detail/asyncio_core.hpp"
 #include "spindle/detail/exception_info.hpp"
+#include "spindle/trace.hpp"
 
 namespace spindle::asyncio::internal {
 namespace {
@@ -233,7 +234,10 @@ void TaskCoreBase::step_from_queue() {
   }
   started_ = true;
   loop->set_current_task(this);
-  resume_point_.resume();
+  {
+    const trace::ScopedSpan span("asyncio", [this] { return name(); });
+    resume_point_.resume();
+  }
   loop->set_current_task(previous);
   if (root_.done()) finish();
 }

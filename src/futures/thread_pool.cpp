@@ -9,6 +9,7 @@
 #include "spindle/futures.hpp"
 #include "spindle/print.hpp"
 #include "spindle/threading.hpp"
+#include "spindle/trace.hpp"
 
 namespace spindle::futures {
 namespace internal {
@@ -461,9 +462,11 @@ bool ThreadPool::refill_batch(Slot& self, Slot& source) {
 
 void ThreadPool::run(FutureCore* task) {
   switch (mode_.load(std::memory_order_acquire)) {
-    case run_tasks:
+    case run_tasks: {
+      const trace::ScopedSpan span("ThreadPoolExecutor", [] { return std::string("task"); });
       task->execute();
       break;
+    }
     case cancel_tasks:
       task->cancel();
       task->execute();  // runs it if it had already been marked running by someone else

@@ -14,6 +14,7 @@
 
 #include "process_internal.hpp"
 #include "spindle/multiprocessing.hpp"
+#include "spindle/trace.hpp"
 
 namespace spindle::multiprocessing::internal {
 namespace {
@@ -202,6 +203,7 @@ class WorkerPoolCore {
         best->writer.push(std::move(call->call));
       }
       if (best->in_flight.empty()) best->last_event = Clock::now();
+      if (trace::enabled()) call->traced_since = trace::Clock::now();
       best->in_flight.push_back(std::move(call));
       if (options_.max_tasks_per_child != 0 && ++best->sent == options_.max_tasks_per_child) {
         best->retiring = true;
@@ -284,6 +286,13 @@ class WorkerPoolCore {
   }
 
   // Reads what a worker sent; false when its stream ended.
+  // Records a traced call's span, from its sending to its result, on the worker's lane.
+  void trace_call(const Worker& worker, const PendingCall& call) const {
+    if (call.traced_since == trace::Clock::time_point{}) return;
+    trace::record({"pid " + std::to_string(worker.pid), "call", options_.kind, call.traced_since,
+                   trace::Clock::now()});
+  }
+
   bool read_worker_locked(Worker& worker, Completions& completions, Failures& failures,
                           std::exception_ptr& corrupt) {
     bool alive = true;
@@ -309,6 +318,7 @@ class WorkerPoolCore {
             std::chrono::duration<double, std::micro>(now - worker.last_event).count();
         worker.last_event = now;
         ema_us_ = ema_us_ * 0.8 + took * 0.2;
+        trace_call(worker, *worker.in_flight.front());
         completions.emplace_back(std::move(worker.in_flight.front()), std::move(message));
         worker.in_flight.pop_front();
       }
