@@ -35,12 +35,6 @@
 #include <string>
 #include <vector>
 
-// Asio's detection of C++20 coroutines knows clang only with -fcoroutines-ts; clang 14 has
-// them in C++20 mode (__cpp_impl_coroutine) with libstdc++'s <coroutine>.
-#if defined(__clang__) && defined(__cpp_impl_coroutine)
-#define ASIO_HAS_CO_AWAIT 1
-#define ASIO_HAS_STD_COROUTINE 1
-#endif
 #include <asio.hpp>
 
 #include "spindle/asyncio.hpp"
