@@ -14,12 +14,8 @@ namespace {
 
 // Every subcommand; adding one is a line here (and its file in apps/CMakeLists.txt).
 constexpr spindle_cli::Registration kSubcommands[] = {
-    spindle_cli::register_compare,
-    spindle_cli::register_factor,
-    spindle_cli::register_fetch,
-    spindle_cli::register_grep,
-    spindle_cli::register_replace,
-    spindle_cli::register_serve,
+    spindle_cli::register_compare, spindle_cli::register_factor,  spindle_cli::register_fetch,
+    spindle_cli::register_grep,    spindle_cli::register_replace, spindle_cli::register_serve,
 };
 
 }  // namespace

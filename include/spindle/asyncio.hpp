@@ -1179,6 +1179,6 @@ T EventLoop::run_until_complete(Future<T> future) {
 
 }  // namespace spindle::asyncio
 
-#include "spindle/detail/asyncio_bridge.hpp"  // IWYU pragma: export
-#include "spindle/detail/asyncio_sync.hpp"    // IWYU pragma: export
+#include "spindle/detail/asyncio_bridge.hpp"   // IWYU pragma: export
 #include "spindle/detail/asyncio_streams.hpp"  // IWYU pragma: export
+#include "spindle/detail/asyncio_sync.hpp"     // IWYU pragma: export
