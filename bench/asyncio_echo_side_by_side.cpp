@@ -39,6 +39,8 @@
 
 #include "spindle/asyncio.hpp"
 
+#include "side_by_side.hpp"
+
 #ifndef SPINDLE_BENCH_PYTHON
 #define SPINDLE_BENCH_PYTHON "/usr/bin/python3"
 #endif
@@ -47,6 +49,9 @@
 #endif
 
 namespace {
+
+using spindle_bench::load_average;
+using spindle_bench::median;
 
 constexpr std::size_t kMessage = 64;
 constexpr double kWarmup = 0.3;  // seconds before counting starts
@@ -254,18 +259,6 @@ double run_once(const Options& options, const std::string& peer, int connections
   if (std::sscanf(result.c_str(), "ROUNDTRIPS %ld", &count) != 1)
     throw std::runtime_error(peer + " client failed: " + result);
   return static_cast<double>(count) / options.seconds;
-}
-
-std::string load_average() {
-  std::ifstream file("/proc/loadavg");
-  std::string one, five, fifteen;
-  file >> one >> five >> fifteen;
-  return one + " " + five + " " + fifteen;
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
 }
 
 int drive(const Options& options) {

@@ -33,6 +33,8 @@
 
 #include "spindle/asyncio.hpp"
 
+#include "side_by_side.hpp"
+
 #ifndef SPINDLE_BENCH_PYTHON
 #define SPINDLE_BENCH_PYTHON "/usr/bin/python3"
 #endif
@@ -45,6 +47,8 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+using spindle_bench::median;
 
 long peak_rss_kb() {
   rusage usage{};
@@ -138,12 +142,6 @@ Figure run_process(const std::vector<std::string>& argv) {
   return figure;
 }
 
-double median(std::vector<double> values) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -208,10 +206,8 @@ int main(int argc, char** argv) {
     }
   }
 
-  double load[3] = {0, 0, 0};
-  if (getloadavg(load, 3) < 0) load[0] = -1;
-  std::printf("asyncio side by side: medians of %d round(s); load average at the end %.2f\n\n",
-              rounds, load[0]);
+  std::printf("asyncio side by side: medians of %d round(s); load average at the end %s\n\n",
+              rounds, spindle_bench::load_average().c_str());
   std::printf("%-7s %-8s %12s %16s %14s %s\n", "work", "peer", "wall (s)", "figure", "KB/task",
               "spindle vs peer");
   for (const Workload& workload : workloads) {

@@ -69,6 +69,8 @@
 
 #include "spindle/futures.hpp"
 
+#include "side_by_side.hpp"
+
 #ifndef SPINDLE_BENCH_PYTHON
 #define SPINDLE_BENCH_PYTHON "/usr/bin/python3"
 #endif
@@ -79,6 +81,11 @@
 // ---- counting allocations ---------------------------------------------------------------
 
 namespace {
+
+using spindle_bench::affinity_cpus;
+using spindle_bench::load_average;
+using spindle_bench::median;
+using spindle_bench::with_commas;
 std::atomic<bool> counting{false};
 // Calls to global operator new while counting, but for those made by allocate_block.
 std::atomic<std::uint64_t> heap_calls{0};
@@ -659,37 +666,7 @@ CpuClock read_cpu_clock() {
   return clock;
 }
 
-std::string load_average() {
-  std::ifstream file("/proc/loadavg");
-  std::string one, five, fifteen;
-  file >> one >> five >> fifteen;
-  return one + " " + five + " " + fifteen;
-}
-
-std::size_t affinity_cpus() {
-  cpu_set_t set;
-  if (::sched_getaffinity(0, sizeof set, &set) == 0)
-    return static_cast<std::size_t>(CPU_COUNT(&set));
-  return std::thread::hardware_concurrency();
-}
-
 // ---- the workloads and their tables --------------------------------------------------------
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const std::size_t middle = values.size() / 2;
-  return values.size() % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
-}
-
-std::string with_commas(double value) {
-  const std::string digits = std::to_string(static_cast<long long>(value + 0.5));
-  std::string grouped;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) grouped += ',';
-    grouped += digits[i];
-  }
-  return grouped;
-}
 
 enum class Kind {
   rate,     // per second: higher is better

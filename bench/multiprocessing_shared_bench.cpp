@@ -24,6 +24,8 @@
 
 #include "spindle/detail/multiprocessing_shared.hpp"
 
+#include "side_by_side.hpp"
+
 #ifndef SPINDLE_BENCH_PYTHON
 #define SPINDLE_BENCH_PYTHON "/usr/bin/python3"
 #endif
@@ -35,6 +37,9 @@ namespace mp = spindle::multiprocessing;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+using spindle_bench::load_average;
+using spindle_bench::median;
 
 constexpr std::size_t kMiB = 1 << 20;
 
@@ -137,18 +142,6 @@ PythonResult run_python(const std::string& python, const std::string& script, st
       result.version.pop_back();
   }
   return result;
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
-std::string load_average() {
-  std::ifstream file("/proc/loadavg");
-  std::string first;
-  file >> first;
-  return first;
 }
 
 }  // namespace

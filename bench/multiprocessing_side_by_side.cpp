@@ -27,6 +27,8 @@
 
 #include "spindle/multiprocessing.hpp"
 
+#include "side_by_side.hpp"
+
 #ifndef SPINDLE_BENCH_PYTHON
 #define SPINDLE_BENCH_PYTHON "/usr/bin/python3"
 #endif
@@ -38,6 +40,8 @@ namespace mp = spindle::multiprocessing;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+using spindle_bench::median;
 
 constexpr int workers = 2;
 constexpr int chunks = 64;
@@ -233,11 +237,6 @@ std::optional<Figure> run_python(const std::string& python, const std::string& s
   }
   ::pclose(pipe);
   return figure;
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
 }
 
 bool higher_is_better(const std::string& unit) {

@@ -37,6 +37,8 @@
 
 #include "spindle/queue.hpp"
 
+#include "side_by_side.hpp"
+
 #ifndef SPINDLE_BENCH_PYTHON
 #define SPINDLE_BENCH_PYTHON "/usr/bin/python3"
 #endif
@@ -45,6 +47,9 @@
 #endif
 
 namespace {
+
+using spindle_bench::median;
+using spindle_bench::with_commas;
 
 constexpr int kProducers = 2;
 constexpr int kConsumers = 2;
@@ -207,22 +212,6 @@ PythonResult run_python(const std::string& python, const std::string& script, st
 }
 
 // ---- reporting -------------------------------------------------------------------------
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const std::size_t middle = values.size() / 2;
-  return values.size() % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
-}
-
-std::string with_commas(double value) {
-  const std::string digits = std::to_string(static_cast<long long>(value + 0.5));
-  std::string grouped;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) grouped += ',';
-    grouped += digits[i];
-  }
-  return grouped;
-}
 
 // ---- how busy the rest of the machine was -------------------------------------------
 

@@ -14,6 +14,10 @@
 // swallow it. One loop per thread; everything here runs on the loop's thread unless it says
 // otherwise. Behaviour follows Python 3.13's asyncio documentation; docs/python-mapping.md
 // lists the differences, docs/design/asyncio.md the design.
+//
+// With g++ 12, name a lambda that captures by value (or a braced struct that owns memory)
+// before passing it in a co_await expression: g++ 12 destroys such temporaries twice
+// (docs/python-mapping.md, "Compilers").
 #pragma once
 
 #include <chrono>

@@ -73,6 +73,9 @@ class SpinLock {
   std::atomic<bool> locked_{false};
 };
 
+// Slot::sleeping.
+enum Sleep : std::uint8_t { awake, idle_sleep, waiting_sleep };
+
 }  // namespace
 
 // One worker's queues and marks, in three cache lines by who writes them: the submitters (the
@@ -89,7 +92,9 @@ struct alignas(64) Slot {
   std::atomic<std::size_t> next{0};
   std::atomic<std::size_t> end{0};
   alignas(64) std::shared_ptr<Waiter> waiter = std::make_shared<Waiter>();
-  std::atomic<bool> sleeping{false};
+  // Why the worker sleeps, if it does: a submit may wake an idle worker for any queued task,
+  // but a worker waiting on a future only for a task in its own queues (WorkerHelper).
+  std::atomic<std::uint8_t> sleeping{awake};
   // Owner-written marks. running: looking for or running tasks (a submit that sees 0 knows
   // this worker will still look); executing: tasks running now, nested ones included (a
   // waiting worker helps only when every worker executes something).
@@ -121,7 +126,9 @@ class ThreadPool final : public std::enable_shared_from_this<ThreadPool> {
 
   void start_worker();
   void worker_main(std::size_t index);
-  FutureCore* take(Slot& self, bool newest_first);
+  FutureCore* take(Slot& self);
+  FutureCore* take_own(Slot& self);
+  bool has_own_work(Slot& self);
   FutureCore* take_from_batch(Slot& self);
   void share_rest(bool more_in_batch);
   bool refill_batch(Slot& self, Slot& source);
@@ -133,7 +140,7 @@ class ThreadPool final : public std::enable_shared_from_this<ThreadPool> {
   bool spin_for_work();
   bool prepare_sleep(Slot& slot, bool idle);
   void finish_sleep(Slot& slot);
-  void wake_one(Slot* preferred);
+  bool wake_one(Slot* preferred);
   void find_taker(Slot* preferred);
   void break_pool(std::exception_ptr error);
   void fail(FutureCore* task);
@@ -189,7 +196,7 @@ class ThreadPool::WorkerHelper final : public spindle::detail::Helper {
  public:
   WorkerHelper(ThreadPool& pool, Slot& slot) : pool_(pool), slot_(slot) {}
   bool run_one_queued() override {
-    // Each task run here nests on this worker's stack, under the one that waits.
+    // Each task run here nests on this worker's stack, over the one that waits.
     if (depth_ >= kMaxHelpDepth || !pool_.has_queued_work()) return false;
     // Run it here only when the pool is saturated (the case where not helping deadlocks):
     // nested, it could wait for the very frame below it, which cannot finish until it
@@ -198,7 +205,10 @@ class ThreadPool::WorkerHelper final : public spindle::detail::Helper {
       pool_.find_taker(nullptr);
       return false;
     }
-    FutureCore* task = pool_.take(slot_, true);
+    // Only a task from this worker's own queues: one taken from another worker could wait for
+    // a frame buried in that worker's stack while that worker's top frame waits for one
+    // buried here, and neither could ever return (docs/design/thread-pool.md).
+    FutureCore* task = pool_.take_own(slot_);
     if (task == nullptr) return false;
     const Running running(slot_);
     ++depth_;
@@ -280,10 +290,9 @@ void ThreadPool::enqueue(FutureCore* task) {
 // a sleeping one; with no idle worker at all, start another, as Python does.
 void ThreadPool::find_taker(Slot* preferred) {
   if (spinners_.load(std::memory_order_seq_cst) > 0) return;
-  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
-    wake_one(preferred);
-    return;
-  }
+  // Sleepers that wait on futures may take only their own tasks: if none could be woken, go
+  // on as if nobody slept.
+  if (sleepers_.load(std::memory_order_seq_cst) > 0 && wake_one(preferred)) return;
   // A worker between tasks (running none, not yet spinning or asleep) re-reads the count
   // before it sleeps, so it will take the work: no need for another thread.
   const std::size_t started = started_.load(std::memory_order_acquire);
@@ -329,11 +338,11 @@ void ThreadPool::worker_main(std::size_t index) {
     // executing is set once a task is in hand: a worker only looking for work is idle to a
     // waiting worker deciding whether to run a queued task itself (WorkerHelper).
     self.running.store(1, std::memory_order_seq_cst);
-    if (FutureCore* task = take(self, false)) {
+    if (FutureCore* task = take(self)) {
       self.executing.store(1, std::memory_order_seq_cst);
       do {
         run(task);
-      } while ((task = take(self, false)) != nullptr);
+      } while ((task = take(self)) != nullptr);
       self.executing.store(0, std::memory_order_seq_cst);
     }
     self.running.store(0, std::memory_order_seq_cst);
@@ -371,10 +380,11 @@ bool ThreadPool::any_unstarted_batch() {
   return false;
 }
 
-FutureCore* ThreadPool::take(Slot& self, bool newest_first) {
-  if (newest_first) {
-    // A worker helping while it waits takes its own newest task first: the work it just
-    // submitted, most likely what it waits for (depth-first, so the stack stays shallow).
+// A worker waiting on a future takes its own newest task first: the work it just submitted,
+// most likely what it waits for (depth-first, so the stack stays shallow); then its batch.
+// Never another worker's (WorkerHelper::run_one_queued says why).
+FutureCore* ThreadPool::take_own(Slot& self) {
+  {
     std::scoped_lock guard(self.inbox_lock);
     if (!self.inbox.empty()) {
       FutureCore* task = self.inbox.back();
@@ -383,6 +393,20 @@ FutureCore* ThreadPool::take(Slot& self, bool newest_first) {
       return task;
     }
   }
+  if (FutureCore* task = take_from_batch(self)) return task;
+  if (refill_batch(self, self)) return take_from_batch(self);
+  return nullptr;
+}
+
+bool ThreadPool::has_own_work(Slot& self) {
+  {
+    std::scoped_lock guard(self.inbox_lock);
+    if (!self.inbox.empty()) return true;
+  }
+  return has_unstarted_batch(self);
+}
+
+FutureCore* ThreadPool::take(Slot& self) {
   if (FutureCore* task = take_from_batch(self)) return task;
   if (refill_batch(self, self)) return take_from_batch(self);
   // Steal: another worker's whole inbox, or else one task of its batch.
@@ -504,14 +528,21 @@ bool ThreadPool::spin_for_work() {
 }
 
 bool ThreadPool::prepare_sleep(Slot& worker, bool idle) {
-  worker.sleeping.store(true, std::memory_order_seq_cst);
+  worker.sleeping.store(idle ? idle_sleep : waiting_sleep, std::memory_order_seq_cst);
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
   // Dekker with enqueue: it bumps state_ then reads sleepers_; we bumped sleepers_ and now
-  // read state_. One of the two sees the other.
-  const std::uint64_t state = state_.load(std::memory_order_seq_cst);
-  bool work = (state & kCountMask) != 0 || (idle && (state & (kShutdown | kBroken)) != 0);
-  // Tasks another worker took into its batch and has not started can be stolen too.
-  if (work || any_unstarted_batch()) {
+  // read state_ (or our inbox, which it fills before it reads sleepers_). One of the two
+  // sees the other.
+  bool work;
+  if (idle) {
+    const std::uint64_t state = state_.load(std::memory_order_seq_cst);
+    // Tasks another worker took into its batch and has not started can be stolen too.
+    work =
+        (state & kCountMask) != 0 || (state & (kShutdown | kBroken)) != 0 || any_unstarted_batch();
+  } else {
+    work = has_own_work(worker);  // all a waiting worker may run
+  }
+  if (work) {
     finish_sleep(worker);
     return false;
   }
@@ -519,24 +550,28 @@ bool ThreadPool::prepare_sleep(Slot& worker, bool idle) {
 }
 
 void ThreadPool::finish_sleep(Slot& worker) {
-  if (worker.sleeping.exchange(false, std::memory_order_acq_rel)) {
+  if (worker.sleeping.exchange(awake, std::memory_order_acq_rel) != awake) {
     sleepers_.fetch_sub(1, std::memory_order_seq_cst);
   }
 }
 
-void ThreadPool::wake_one(Slot* preferred) {
-  const auto try_wake = [this](Slot& worker) {
-    if (!worker.sleeping.load(std::memory_order_relaxed)) return false;
-    if (!worker.sleeping.exchange(false, std::memory_order_acq_rel)) return false;
+bool ThreadPool::wake_one(Slot* preferred) {
+  // The worker whose inbox got the task may take it whatever it waits for; any other only if
+  // it is idle (a worker waiting on a future runs only its own tasks).
+  const auto try_wake = [this](Slot& worker, bool is_preferred) {
+    const std::uint8_t sleep = worker.sleeping.load(std::memory_order_relaxed);
+    if (sleep == awake || (sleep == waiting_sleep && !is_preferred)) return false;
+    if (worker.sleeping.exchange(awake, std::memory_order_acq_rel) == awake) return false;
     sleepers_.fetch_sub(1, std::memory_order_seq_cst);
     worker.waiter->signal();
     return true;
   };
-  if (preferred != nullptr && try_wake(*preferred)) return;
+  if (preferred != nullptr && try_wake(*preferred, true)) return true;
   const std::size_t started = started_.load(std::memory_order_acquire);
   for (std::size_t i = 0; i < started; ++i) {
-    if (try_wake(slot(i))) return;
+    if (try_wake(slot(i), false)) return true;
   }
+  return false;
 }
 
 void ThreadPool::fail(FutureCore* task) {
