@@ -102,6 +102,21 @@ class TaskState final : public FutureState<R> {
   // Two references: the executor's and the returned Future's.
   explicit TaskState(F&& function) : FutureState<R>(2), function_(std::move(function)) {}
   void execute() noexcept override {
+    if (this->unobserved()) {
+      // Its Future was dropped (a fire-and-forget submit): run the call without the state
+      // changes nobody can see. A failure still completes the future, so that its exception
+      // is reported as never retrieved.
+      try {
+        static_cast<void>(std::invoke(*function_));
+        function_.reset();
+        return;
+      } catch (...) {
+        function_.reset();
+        this->claim_completion();
+        this->publish(std::current_exception());
+        return;
+      }
+    }
     bool start = false;
     try {
       start = this->set_running_or_notify_cancel();

@@ -356,6 +356,45 @@ TEST_P(ExecutorTest, DroppedFutureStillRuns) {
   EXPECT_EQ(ran.load(), 20);
 }
 
+TEST_P(ExecutorTest, DoneCallbackRunsAfterItsFutureIsDropped) {
+  SKIP_UNLESS_IN_PROCESS();
+  auto executor = make();
+  spindle::threading::Event release_task;
+  spindle::threading::Event called;
+  std::atomic<int> seen{0};
+  {
+    Future<int> future = executor->submit([&release_task] {
+      release_task.wait();
+      return 42;
+    });
+    future.add_done_callback([&](const Future<int>& done) {
+      seen.store(done.result());
+      called.set();
+    });
+  }  // the only handle is gone before the task runs to its end
+  release_task.set();
+  EXPECT_TRUE(called.wait(10s));
+  EXPECT_EQ(seen.load(), 42);
+}
+
+TEST_P(ExecutorTest, DroppedFutureOfAFailingTaskStillRunsTheCall) {
+  SKIP_UNLESS_IN_PROCESS();
+  futures_test::CapturedStderr captured;
+  auto executor = make(1);
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 5; ++i) {
+    (void)executor->submit([&ran]() -> int {
+      ran.fetch_add(1);
+      throw TaskError("dropped");
+    });
+  }
+  executor->shutdown(true);
+  executor.reset();
+  EXPECT_EQ(ran.load(), 5);
+  // Nobody could read the exception: each is reported when its future goes.
+  EXPECT_NE(captured.text().find("Future exception was never retrieved"), std::string::npos);
+}
+
 TEST_P(ExecutorTest, TaskReleasesWhatItHoldsOnceDone) {
   SKIP_UNLESS_IN_PROCESS();
   auto executor = make();

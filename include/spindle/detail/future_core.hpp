@@ -145,6 +145,15 @@ class FutureCore {
   }
   void mark_retrieved() const noexcept { retrieved_.store(true, std::memory_order_relaxed); }
 
+  // True when the caller holds the only reference, no callback is registered and the future
+  // is still pending: nobody can see this future's state change any more (no handle is left
+  // to copy, cancel or wait with), so a task may run without recording it.
+  bool unobserved() const noexcept {
+    return references_.load(std::memory_order_acquire) == 1 &&
+           callbacks_.load(std::memory_order_acquire) == nullptr &&
+           status_.load(std::memory_order_relaxed) == pending;
+  }
+
  protected:
   // Reports an exception nobody retrieved (as asyncio does), then frees callback nodes that
   // never ran (the future never completed).
