@@ -4,8 +4,11 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <functional>
 #include <set>
+#include <span>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <variant>
@@ -57,6 +60,23 @@ static_assert(detail::serializable_v<std::map<std::string, std::vector<Point>>>)
 static_assert(!detail::serializable_v<int*>);
 static_assert(!detail::serializable_v<std::unique_ptr<int>>);
 static_assert(!detail::serializable_v<std::vector<const char*>>);
+// Trivially copyable, but only an address into this process.
+static_assert(!detail::serializable_v<std::reference_wrapper<int>>);
+static_assert(!detail::serializable_v<std::string_view>);
+static_assert(!detail::serializable_v<std::span<const int>>);
+
+// With <spindle/multiprocessing.hpp> in view, a thread pool still takes std::ref arguments
+// (the process pool's overload of submit must not claim them).
+int add_into(int& total, int amount) {
+  total += amount;
+  return total;
+}
+TEST(Serialization, ThreadPoolSubmitWithStdRefCompilesBesideProcessPools) {
+  int total = 1;
+  spindle::futures::ThreadPoolExecutor pool({.max_workers = 1});
+  EXPECT_EQ(pool.submit(add_into, std::ref(total), 41).result(), 42);
+  EXPECT_EQ(total, 42);
+}
 
 TEST(Serialization, ScalarsAndTriviallyCopyableTypesRoundTrip) {
   EXPECT_EQ(round_trip(42), 42);

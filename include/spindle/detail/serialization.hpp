@@ -32,12 +32,14 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <istream>
 #include <list>
 #include <map>
 #include <optional>
 #include <ostream>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <streambuf>
 #include <string>
@@ -191,11 +193,22 @@ struct StdKind {
   static constexpr bool handled = false;
 };
 
+// Trivially copyable standard types that are only an address into this process: never sent.
+template <class T>
+struct PointsIntoThisProcess : std::false_type {};
+template <class T>
+struct PointsIntoThisProcess<std::reference_wrapper<T>> : std::true_type {};
+template <class C, class Tr>
+struct PointsIntoThisProcess<std::basic_string_view<C, Tr>> : std::true_type {};
+template <class T, std::size_t N>
+struct PointsIntoThisProcess<std::span<T, N>> : std::true_type {};
+
 // Trivially copyable types without their own serialization are copied as bytes (pointers
 // are not: an address means nothing in another process).
 template <class T>
 inline constexpr bool raw_copyable_v = std::is_arithmetic_v<T> || std::is_enum_v<T> ||
                                        (std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> &&
+                                        !PointsIntoThisProcess<T>::value &&
                                         !std::is_member_pointer_v<T> &&
                                         !std::is_null_pointer_v<T> && !StdKind<T>::handled &&
                                         !has_cereal_v<T> && !std::is_empty_v<T>);
