@@ -94,6 +94,13 @@ void* EventLoop::uv_loop_pointer() const noexcept {
   return &uv_->loop;
 }
 
+void EventLoop::stop() noexcept {
+  stopping_ = true;
+  // Called from a libuv callback that ran in uv_run's first timer phase, the poll that follows
+  // would otherwise wait for I/O with no timer left to end it.
+  uv_stop(&uv_->loop);
+}
+
 void EventLoop::check_open() const {
   if (closed_) throw std::logic_error("asyncio: the event loop is closed");
 }

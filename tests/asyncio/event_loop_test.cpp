@@ -227,4 +227,19 @@ TEST(EventLoop, UvLoopAccessorGivesTheLibuvLoop) {
   loop.close();
 }
 
+// A libuv timer already due fires in uv_run's first phase, before the poll: stop() there must
+// keep the poll from waiting for I/O that never comes.
+TEST(EventLoop, StopFromALibuvCallbackBeforeThePollReturnsAtOnce) {
+  EventLoop loop;
+  uv_timer_t timer;
+  uv_timer_init(asyncio::internal::uv_loop(loop), &timer);
+  timer.data = &loop;
+  uv_timer_start(
+      &timer, [](uv_timer_t* t) { static_cast<EventLoop*>(t->data)->stop(); }, 0, 0);
+  loop.run_forever();
+  EXPECT_FALSE(loop.is_running());
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
+  loop.close();
+}
+
 }  // namespace

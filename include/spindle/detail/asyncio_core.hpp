@@ -607,8 +607,9 @@ class EventLoop {
   T run_until_complete(Future<T> future);
   // Runs until stop() is called. Blocks the calling thread.
   void run_forever();
-  // Makes run_forever / run_until_complete return after the current iteration.
-  void stop() noexcept { stopping_ = true; }
+  // Makes run_forever / run_until_complete return after the current iteration, without
+  // waiting for I/O first (also when called from a libuv callback). Loop thread only.
+  void stop() noexcept;
   bool is_running() const noexcept { return running_; }
   bool is_closed() const noexcept { return closed_; }
   // Closes the loop: discards pending callbacks, reports and destroys every task still
