@@ -1,10 +1,10 @@
 // Values, messages and exceptions crossing a process boundary (encoded and decoded here).
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
-#include <functional>
 #include <set>
 #include <span>
 #include <string>
