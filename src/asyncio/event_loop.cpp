@@ -97,8 +97,15 @@ void* EventLoop::uv_loop_pointer() const noexcept {
 void EventLoop::stop() noexcept {
   stopping_ = true;
   // Called from a libuv callback that ran in uv_run's first timer phase, the poll that follows
-  // would otherwise wait for I/O with no timer left to end it.
-  uv_stop(&uv_->loop);
+  // would otherwise wait for I/O with no timer left to end it. Only then: uv_stop's flag
+  // outlives the uv_run it was meant for and would make the next one (close()'s) do nothing.
+  if (in_uv_run_) uv_stop(&uv_->loop);
+}
+
+void EventLoop::run_uv(int mode) {
+  in_uv_run_ = true;
+  uv_run(&uv_->loop, static_cast<uv_run_mode>(mode));
+  in_uv_run_ = false;
 }
 
 void EventLoop::check_open() const {
@@ -232,11 +239,11 @@ void EventLoop::leave_running() noexcept {
 
 void EventLoop::run_once() {
   if (!ready_.empty() || stopping_) {
-    uv_run(&uv_->loop, UV_RUN_NOWAIT);
+    run_uv(UV_RUN_NOWAIT);
   } else if (!timers_.empty()) {
     const auto wait = timers_.front()->when - clock::now();
     if (wait <= clock::duration::zero()) {
-      uv_run(&uv_->loop, UV_RUN_NOWAIT);
+      run_uv(UV_RUN_NOWAIT);
     } else {
       const auto milliseconds = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
       // uv_stop in the callback: the timer may fire in uv_run's first timer phase (before the
@@ -245,11 +252,11 @@ void EventLoop::run_once() {
       uv_timer_start(
           &uv_->timer, [](uv_timer_t* timer) { uv_stop(timer->loop); },
           static_cast<std::uint64_t>(milliseconds), 0);
-      uv_run(&uv_->loop, UV_RUN_ONCE);
+      run_uv(UV_RUN_ONCE);
       uv_timer_stop(&uv_->timer);
     }
   } else {
-    uv_run(&uv_->loop, UV_RUN_ONCE);  // the async handle keeps this waiting for work
+    run_uv(UV_RUN_ONCE);  // the async handle keeps this waiting for work
   }
   // Due timers join the ready queue, then this iteration runs what is ready now; callbacks
   // scheduled meanwhile wait for the next iteration (as Python's _run_once).

@@ -128,6 +128,7 @@ class ThreadPool final : public std::enable_shared_from_this<ThreadPool> {
   void worker_main(std::size_t index);
   FutureCore* take(Slot& self);
   FutureCore* take_own(Slot& self);
+  FutureCore* take_local(Slot& self);
   bool has_own_work(Slot& self);
   FutureCore* take_from_batch(Slot& self);
   void share_rest(bool more_in_batch);
@@ -393,6 +394,11 @@ FutureCore* ThreadPool::take_own(Slot& self) {
       return task;
     }
   }
+  return take_local(self);
+}
+
+// The next task of this worker's batch, refilled from its own inbox when exhausted.
+FutureCore* ThreadPool::take_local(Slot& self) {
   if (FutureCore* task = take_from_batch(self)) return task;
   if (refill_batch(self, self)) return take_from_batch(self);
   return nullptr;
@@ -407,8 +413,7 @@ bool ThreadPool::has_own_work(Slot& self) {
 }
 
 FutureCore* ThreadPool::take(Slot& self) {
-  if (FutureCore* task = take_from_batch(self)) return task;
-  if (refill_batch(self, self)) return take_from_batch(self);
+  if (FutureCore* task = take_local(self)) return task;
   // Steal: another worker's whole inbox, or else one task of its batch.
   const std::size_t started = started_.load(std::memory_order_acquire);
   const std::size_t own = static_cast<std::size_t>(&self - slots_.get());

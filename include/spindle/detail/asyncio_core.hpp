@@ -675,6 +675,8 @@ class EventLoop {
   void check_open() const;
   void push_threadsafe(internal::HandleState* state);
   void run_once();
+  // uv_run(mode) on this loop, marked as such for stop().
+  void run_uv(int mode);
   void enter_running();
   void leave_running() noexcept;
   void drain_threadsafe();
@@ -698,6 +700,7 @@ class EventLoop {
   std::thread::id thread_;
   bool stopping_ = false;
   bool running_ = false;
+  bool in_uv_run_ = false;  // inside run_once's uv_run: stop() must end it too
   bool closed_ = false;
 };
 
