@@ -387,6 +387,109 @@ class FutureCall final : public PendingCall {
   futures::Future<R> future;
 };
 
+// The shared result of one Pool.map: every chunk's results are decoded straight into their
+// place in `joined`, so the elements are copied once after they arrive. `done` completes when
+// the last chunk is in, or with the first failure.
+template <class R>
+struct MapGather {
+  // Whether results can go straight into a preallocated vector (else each chunk's vector is
+  // kept and the parts are joined at the end).
+  static constexpr bool in_place = std::is_default_constructible_v<R> &&
+                                   std::is_move_assignable_v<R> && !std::is_same_v<R, bool>;
+
+  std::mutex mutex;
+  std::vector<R> joined;
+  std::vector<std::vector<R>> parts;  // when !in_place
+  std::size_t left = 0;
+  bool failed = false;
+  futures::Future<void> done;
+
+  // The results, once `done` succeeded; called once.
+  std::vector<R> take() {
+    if constexpr (!in_place) {
+      for (auto& part : parts)
+        std::move(part.begin(), part.end(), std::back_inserter(joined));
+      parts.clear();
+    }
+    return std::move(joined);
+  }
+  void fail(std::exception_ptr error) noexcept {
+    {
+      std::lock_guard lock(mutex);
+      if (failed) return;
+      failed = true;
+    }
+    try {
+      done.set_exception(std::move(error));
+    } catch (...) {
+    }
+  }
+};
+
+// One chunk of a Pool.map: elements [offset, offset + count) of the result.
+template <class R>
+class MapChunkCall final : public PendingCall {
+ public:
+  MapChunkCall(detail::Message call, std::shared_ptr<MapGather<R>> gather, std::size_t index,
+               std::size_t offset, std::size_t count)
+      : PendingCall(std::move(call)),
+        gather_(std::move(gather)),
+        index_(index),
+        offset_(offset),
+        count_(count) {}
+  bool start() override { return true; }
+  void complete(detail::Message&& result) noexcept override {
+    try {
+      place(std::move(result));
+    } catch (...) {
+      gather_->fail(std::current_exception());
+      return;
+    }
+    {
+      std::lock_guard lock(gather_->mutex);
+      if (gather_->failed || --gather_->left != 0) return;
+    }
+    gather_->done.set_result();
+  }
+  void fail(std::exception_ptr error) noexcept override { gather_->fail(std::move(error)); }
+  bool cancel() override { return false; }
+
+ private:
+  void place(detail::Message&& result) {
+    if constexpr (MapGather<R>::in_place && detail::raw_copyable_v<R>) {
+      if (result.bytes.empty() ||
+          result.bytes[0] != static_cast<char>(detail::ResultStatus::value)) {
+        // An exception (rethrown here) or a corrupt message.
+        (void)detail::decode_result<std::vector<R>>(std::move(result));
+        throw detail::CorruptMessage("corrupt result message: a map chunk without results");
+      }
+      detail::Decoder in(std::string_view(result.bytes).substr(1), std::exchange(result.fds, {}));
+      if (in.size(sizeof(R)) != count_ || in.remaining() != count_ * sizeof(R)) {
+        throw detail::CorruptMessage("corrupt result message: a map chunk of " +
+                                     std::to_string(count_) + " elements has another length");
+      }
+      in.raw(gather_->joined.data() + offset_, count_ * sizeof(R));
+    } else {
+      std::vector<R> part = detail::decode_result<std::vector<R>>(std::move(result));
+      if (part.size() != count_) {
+        throw detail::CorruptMessage("corrupt result message: a map chunk of " +
+                                     std::to_string(count_) + " elements has another length");
+      }
+      if constexpr (MapGather<R>::in_place) {
+        std::move(part.begin(), part.end(),
+                  gather_->joined.begin() + static_cast<std::ptrdiff_t>(offset_));
+      } else {
+        gather_->parts[index_] = std::move(part);
+      }
+    }
+  }
+
+  std::shared_ptr<MapGather<R>> gather_;
+  std::size_t index_;
+  std::size_t offset_;
+  std::size_t count_;
+};
+
 struct WorkerPoolOptions {
   std::size_t workers = 1;
   std::shared_ptr<const detail::Message> initializer;
@@ -587,39 +690,42 @@ Message encode_chunk(const F& target, It first, It last) {
   return message;
 }
 
-// Python's automatic chunk size: about four chunks per worker.
-inline std::size_t automatic_chunksize(std::size_t items, std::size_t workers) {
+// The automatic chunk size: Python's (about four chunks per worker), but no more than about
+// 64 KiB of elements, so that large maps stream: workers start on the first chunks while
+// later ones are still being encoded, and every buffer stays small enough to be reused.
+inline constexpr std::size_t automatic_chunk_bytes = 64 * 1024;
+inline std::size_t automatic_chunksize(std::size_t items, std::size_t workers,
+                                       std::size_t element_size) {
   if (items == 0) return 1;
   const std::size_t per = workers * 4;
-  return items / per + (items % per != 0 ? 1 : 0);
+  const std::size_t python = items / per + (items % per != 0 ? 1 : 0);
+  return std::max<std::size_t>(1, std::min(python, automatic_chunk_bytes / element_size));
 }
 
-// Splits `items` into chunks and submits each as one call of F over its elements; the
-// futures of the chunks' result vectors, in order.
-template <bool star, class F, class Range, class Submit>
-auto submit_chunks(Submit&& submit, std::size_t workers, const F& function, Range& items,
-                   std::optional<std::size_t> chunksize, bool automatic) {
+// Splits `items` into chunks and calls on_chunk(call message, first element's index, element
+// count) for each, in order. The element count is known before the first chunk: a range that
+// is only an input range is copied first.
+template <bool star, class F, class Range, class OnChunk>
+void for_each_chunk(std::size_t workers, const F& function, Range& items,
+                    std::optional<std::size_t> chunksize, bool automatic, OnChunk&& on_chunk) {
   using Target = std::decay_t<F>;
   using E = typename ElementOf<Target, std::ranges::range_value_t<Range>, star>::type;
   static_assert(check_mappable<Target, E, star>());
-  using R = typename MapResult<Target, E, star>::type;
   if (chunksize && *chunksize == 0) throw std::invalid_argument("chunksize must be >= 1");
-  std::vector<futures::Future<std::vector<R>>> chunks;
   const Target target = function;
   auto run = [&](auto first, auto last) {
     const std::size_t size = static_cast<std::size_t>(std::distance(first, last));
     const std::size_t step =
-        chunksize ? *chunksize : (automatic ? automatic_chunksize(size, workers) : 1);
+        chunksize ? *chunksize : (automatic ? automatic_chunksize(size, workers, sizeof(E)) : 1);
+    std::size_t offset = 0;
     while (first != last) {
-      auto stop = first;
-      std::advance(
-          stop, std::min<std::size_t>(step, static_cast<std::size_t>(std::distance(first, last))));
-      auto pending = std::make_unique<internal::FutureCall<std::vector<R>>>(
-          encode_chunk<Target, E, star>(target, first, stop));
-      chunks.push_back(pending->future);
-      submit(std::move(pending));
+      const std::size_t count = std::min(step, size - offset);
+      auto stop = std::next(first, static_cast<std::ptrdiff_t>(count));
+      on_chunk(encode_chunk<Target, E, star>(target, first, stop), offset, count, size);
+      offset += count;
       first = stop;
     }
+    if (size == 0) on_chunk(std::nullopt, 0, 0, 0);
   };
   if constexpr (std::ranges::forward_range<Range>) {
     run(std::ranges::begin(items), std::ranges::end(items));
@@ -628,7 +734,67 @@ auto submit_chunks(Submit&& submit, std::size_t workers, const F& function, Rang
                                                         std::ranges::end(items));
     run(copy.begin(), copy.end());
   }
+}
+
+template <bool star, class F, class Range>
+using ChunkResult = typename MapResult<
+    std::decay_t<F>,
+    typename ElementOf<std::decay_t<F>, std::ranges::range_value_t<Range>, star>::type, star>::type;
+
+// Submits `items` in chunks, one call of F over each chunk's elements; the futures of the
+// chunks' result vectors, in order.
+template <bool star, class F, class Range, class Submit>
+auto submit_chunks(Submit&& submit, std::size_t workers, const F& function, Range& items,
+                   std::optional<std::size_t> chunksize, bool automatic) {
+  using R = ChunkResult<star, F, Range>;
+  std::vector<futures::Future<std::vector<R>>> chunks;
+  for_each_chunk<star>(
+      workers, function, items, chunksize, automatic,
+      [&](std::optional<Message> call, std::size_t, std::size_t, std::size_t) {
+        if (!call) return;
+        auto pending = std::make_unique<internal::FutureCall<std::vector<R>>>(std::move(*call));
+        chunks.push_back(pending->future);
+        submit(std::move(pending));
+      });
   return chunks;
+}
+
+// Submits `items` in chunks whose results are gathered into one vector (Pool.map).
+template <bool star, class F, class Range, class Submit>
+auto submit_map(Submit&& submit, std::size_t workers, const F& function, Range& items,
+                std::optional<std::size_t> chunksize) {
+  using R = ChunkResult<star, F, Range>;
+  auto gather = std::make_shared<internal::MapGather<R>>();
+  gather->done.set_running_or_notify_cancel();
+  std::size_t index = 0;
+  for_each_chunk<star>(
+      workers, function, items, chunksize, true,
+      [&](std::optional<Message> call, std::size_t offset, std::size_t count, std::size_t size) {
+        if (!call) {
+          gather->done.set_result();
+          return;
+        }
+        if (offset == 0) {
+          const std::size_t step = count;
+          gather->left = size / step + (size % step != 0 ? 1 : 0);
+          if constexpr (internal::MapGather<R>::in_place) {
+            gather->joined.resize(size);
+          } else {
+            gather->parts.resize(gather->left);
+          }
+        }
+        try {
+          submit(std::make_unique<internal::MapChunkCall<R>>(std::move(*call), gather, index++,
+                                                             offset, count));
+        } catch (...) {
+          // The chunks already submitted still run; their results are dropped. The error
+          // reaches the caller from here, not through `done`.
+          gather->fail(std::current_exception());
+          (void)gather->done.exception();
+          throw;
+        }
+      });
+  return gather;
 }
 
 }  // namespace detail
@@ -745,25 +911,30 @@ class Pool {
   Pool& operator=(const Pool&) = delete;
 
   // function(element) for every element, in chunks (chunksize empty: about four chunks per
-  // worker); blocks for the results, in order. Rethrows the first failed element's exception.
-  // std::invalid_argument after close() or terminate() (Python's "Pool not running").
+  // worker, at most about 64 KiB of elements each); blocks for the results, in order. Rethrows the
+  // first failed element's exception. std::invalid_argument after close() or terminate() (Python's
+  // "Pool not running").
   template <class F, std::ranges::input_range Range>
   auto map(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
-    return map_async(std::forward<F>(function), std::forward<Range>(items), chunksize).get();
+    auto gather = submit_map<false>(function, items, chunksize);
+    gather->done.result();
+    return gather->take();
   }
   // As map(), not blocking: an AsyncResult for the vector of results.
   template <class F, std::ranges::input_range Range>
   auto map_async(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
-    return gather(submit_chunks<false>(function, items, chunksize, true));
+    return async_result(submit_map<false>(function, items, chunksize));
   }
   // function(a, b, ...) for every tuple (a, b, ...) in `items`, as map().
   template <class F, std::ranges::input_range Range>
   auto starmap(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
-    return starmap_async(std::forward<F>(function), std::forward<Range>(items), chunksize).get();
+    auto gather = submit_map<true>(function, items, chunksize);
+    gather->done.result();
+    return gather->take();
   }
   template <class F, std::ranges::input_range Range>
   auto starmap_async(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
-    return gather(submit_chunks<true>(function, items, chunksize, true));
+    return async_result(submit_map<true>(function, items, chunksize));
   }
   // Lazy results in input order (imap) or as they complete (imap_unordered); chunks of
   // `chunksize` elements (default 1).
@@ -824,54 +995,26 @@ class Pool {
         processes(), function, items, chunksize, automatic);
   }
 
-  // One AsyncResult for the concatenated chunks.
+  template <bool star, class F, class Range>
+  auto submit_map(const F& function, Range& items, std::optional<std::size_t> chunksize) {
+    return detail::submit_map<star>(
+        [this](std::unique_ptr<internal::PendingCall> call) { submit(std::move(call)); },
+        processes(), function, items, chunksize);
+  }
+
+  // An AsyncResult for a map's gathered results.
   template <class R>
-  static AsyncResult<std::vector<R>> gather(std::vector<futures::Future<std::vector<R>>> chunks) {
+  static AsyncResult<std::vector<R>> async_result(std::shared_ptr<internal::MapGather<R>> gather) {
     futures::Future<std::vector<R>> all;
-    if (chunks.empty()) {
-      all.set_running_or_notify_cancel();
-      all.set_result({});
-      return AsyncResult<std::vector<R>>(all);
-    }
-    struct State {
-      std::mutex mutex;
-      std::vector<std::vector<R>> parts;
-      std::size_t left;
-      bool failed = false;
-      futures::Future<std::vector<R>> all;
-    };
-    auto state = std::make_shared<State>();
-    state->parts.resize(chunks.size());
-    state->left = chunks.size();
-    state->all = all;
     all.set_running_or_notify_cancel();
-    for (std::size_t i = 0; i < chunks.size(); ++i) {
-      chunks[i].add_done_callback([state, i](const futures::Future<std::vector<R>>& chunk) {
-        std::exception_ptr error = chunk.cancelled()
-                                       ? std::make_exception_ptr(futures::CancelledError())
-                                       : chunk.exception();
-        std::unique_lock lock(state->mutex);
-        if (state->failed) return;
-        if (error) {
-          state->failed = true;
-          lock.unlock();
-          state->all.set_exception(error);
-          return;
-        }
-        state->parts[i] = chunk.result();
-        if (--state->left != 0) return;
-        std::size_t total = 0;
-        for (const auto& part : state->parts)
-          total += part.size();
-        std::vector<R> joined;
-        joined.reserve(total);
-        for (auto& part : state->parts) {
-          std::move(part.begin(), part.end(), std::back_inserter(joined));
-        }
-        lock.unlock();
-        state->all.set_result(std::move(joined));
-      });
-    }
+    // Runs in the thread that completes the last chunk (or the first failure).
+    gather->done.add_done_callback([gather, all](const futures::Future<void>& done) mutable {
+      if (std::exception_ptr error = done.exception()) {
+        all.set_exception(error);
+      } else {
+        all.set_result(gather->take());
+      }
+    });
     return AsyncResult<std::vector<R>>(all);
   }
 
@@ -923,11 +1066,11 @@ class ProcessPoolExecutor : public futures::Executor {
     return future;
   }
 
-  // fn over one range, in chunks (chunksize empty: about four chunks per worker, as
-  // Pool.map; 0: std::invalid_argument): a lazy range of the results in input order, which
-  // rethrows an element's exception when it is reached and TimeoutError past `timeout`
-  // (counted from this call). Destroying it cancels the chunks not started. Several ranges:
-  // Executor::map, one call per element.
+  // fn over one range, in chunks (chunksize empty: as Pool.map, about four chunks per worker
+  // of at most about 64 KiB of elements; 0: std::invalid_argument): a lazy range of the results in
+  // input order, which rethrows an element's exception when it is reached and TimeoutError past
+  // `timeout` (counted from this call). Destroying it cancels the chunks not started. Several
+  // ranges: Executor::map, one call per element.
   template <class F, std::ranges::input_range Range>
   auto map(F&& function, Range&& items) {
     return map(futures::MapOptions{}, std::forward<F>(function), std::forward<Range>(items));

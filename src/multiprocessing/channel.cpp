@@ -253,60 +253,96 @@ bool wait_readable(int fd, const spindle::detail::Clock::time_point* deadline) {
 
 // ---- FrameReader ----
 
+namespace {
+// Payloads from this size on are read straight into their message.
+constexpr std::size_t large_frame = 64 * 1024;
+constexpr std::size_t read_size = 64 * 1024;
+}  // namespace
+
 FrameReader::~FrameReader() {
   for (int fd : fds_)
     close_fd(fd);
 }
 
 bool FrameReader::pop(Message& out) {
-  const std::size_t available = buffer_.size() - begin_;
+  if (large_) {
+    if (large_filled_ < large_->bytes.size()) return false;
+    take_fds(fds_, large_fds_, large_->fds);
+    out = std::move(*large_);
+    large_.reset();
+    return true;
+  }
+  const std::size_t available = end_ - begin_;
   if (available < frame_header_size) return false;
-  const Header header = parse_header(buffer_.data() + begin_);
+  const Header header = parse_header(buffer_.get() + begin_);
   if (available - frame_header_size < header.length) return false;
   Message message;
-  message.bytes.assign(buffer_.data() + begin_ + frame_header_size, header.length);
+  message.bytes.assign(buffer_.get() + begin_ + frame_header_size, header.length);
   take_fds(fds_, header.fds, message.fds);
   begin_ += frame_header_size + header.length;
-  if (begin_ == buffer_.size()) {
-    buffer_.clear();
-    begin_ = 0;
-  }
+  if (begin_ == end_) begin_ = end_ = 0;
   out = std::move(message);
   return true;
 }
 
+bool FrameReader::start_large_frame() {
+  const std::size_t available = end_ - begin_;
+  if (available < frame_header_size) return false;
+  const Header header = parse_header(buffer_.get() + begin_);
+  const std::size_t have = available - frame_header_size;
+  if (header.length < large_frame || have >= header.length) return false;
+  large_.emplace();
+  large_->bytes.resize(header.length);
+  std::memcpy(large_->bytes.data(), buffer_.get() + begin_ + frame_header_size, have);
+  large_filled_ = have;
+  large_fds_ = header.fds;
+  begin_ = end_ = 0;
+  return true;
+}
+
+void FrameReader::make_room(std::size_t want) {
+  if (capacity_ - end_ >= want) return;
+  const std::size_t kept = end_ - begin_;
+  if (begin_ > 0 && capacity_ - kept >= want) {
+    std::memmove(buffer_.get(), buffer_.get() + begin_, kept);
+  } else {
+    const std::size_t capacity = std::max(kept + want, capacity_ * 2);
+    std::unique_ptr<char[]> grown(new char[capacity]);
+    if (kept > 0) std::memcpy(grown.get(), buffer_.get() + begin_, kept);
+    buffer_ = std::move(grown);
+    capacity_ = capacity;
+  }
+  begin_ = 0;
+  end_ = kept;
+}
+
 bool FrameReader::fill(bool block) {
-  if (begin_ > 0 && begin_ * 2 > buffer_.size()) {
-    buffer_.erase(0, begin_);
-    begin_ = 0;
+  // A bad header is reported by pop(); here it only means "not a large frame".
+  try {
+    if (!large_) start_large_frame();
+  } catch (const CorruptMessage&) {
   }
-  // Room for at least 64 KiB, or the rest of a large frame in one go.
-  std::size_t want = 64 * 1024;
-  const std::size_t available = buffer_.size() - begin_;
-  if (available >= frame_header_size) {
-    std::uint64_t length = 0;
-    std::memcpy(&length, buffer_.data() + begin_ + 8, 8);
-    if (length <= max_frame_length && frame_header_size + length > available) {
-      want = std::max<std::size_t>(want, frame_header_size + length - available);
-    }
+  char* target;
+  std::size_t want;
+  if (large_) {
+    target = large_->bytes.data() + large_filled_;
+    want = large_->bytes.size() - large_filled_;  // not past this frame
+  } else {
+    make_room(read_size);
+    target = buffer_.get() + end_;
+    want = capacity_ - end_;
   }
-  const std::size_t old_size = buffer_.size();
-  buffer_.resize(old_size + want);
   for (;;) {
-    const ssize_t n = receive_with_fds(fd_, buffer_.data() + old_size, want, fds_, 0);
+    const ssize_t n = receive_with_fds(fd_, target, want, fds_, 0);
     if (n >= 0) {
-      buffer_.resize(old_size + static_cast<std::size_t>(n));
+      (large_ ? large_filled_ : end_) += static_cast<std::size_t>(n);
       return n > 0;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (!block) {
-        buffer_.resize(old_size);
-        return true;
-      }
+      if (!block) return true;
       wait_for(fd_, POLLIN);
       continue;
     }
-    buffer_.resize(old_size);
     if (errno == ECONNRESET) return false;
     throw_errno("recv");
   }
@@ -323,26 +359,36 @@ FrameWriter::~FrameWriter() {
 }
 
 void FrameWriter::push(Message&& message) {
-  Chunk chunk;
-  chunk.bytes.reserve(frame_header_size + message.bytes.size());
-  chunk.bytes = make_header(message.bytes.size(), message.fds.size());
-  chunk.bytes += message.bytes;
+  Chunk& chunk = chunks_.emplace_back();
+  try {
+    const std::string header = make_header(message.bytes.size(), message.fds.size());
+    std::memcpy(chunk.header, header.data(), frame_header_size);
+  } catch (...) {
+    chunks_.pop_back();
+    throw;
+  }
+  chunk.payload = std::move(message.bytes);
   chunk.fds = std::exchange(message.fds, {});
-  chunks_.push_back(std::move(chunk));
 }
 
 bool FrameWriter::flush(int fd) {
   while (!chunks_.empty()) {
     // One sendmsg for a run of chunks; a chunk with descriptors starts its own run.
-    iovec iov[64];
+    constexpr std::size_t max_iov = 64;
+    iovec iov[max_iov];
     std::size_t count = 0;
     const Chunk& first = chunks_.front();
     const bool with_fds = first.sent == 0 && !first.fds.empty();
-    for (auto it = chunks_.begin(); it != chunks_.end() && count < 64; ++it) {
-      if (count > 0 && !it->fds.empty()) break;
-      iov[count].iov_base = it->bytes.data() + it->sent;
-      iov[count].iov_len = it->bytes.size() - it->sent;
-      ++count;
+    for (auto it = chunks_.begin(); it != chunks_.end() && count + 2 <= max_iov; ++it) {
+      if (it != chunks_.begin() && !it->fds.empty()) break;
+      if (it->sent < frame_header_size) {
+        iov[count++] = {const_cast<char*>(it->header) + it->sent, frame_header_size - it->sent};
+      }
+      const std::size_t payload_sent =
+          it->sent > frame_header_size ? it->sent - frame_header_size : 0;
+      if (payload_sent < it->payload.size()) {
+        iov[count++] = {it->payload.data() + payload_sent, it->payload.size() - payload_sent};
+      }
     }
     const ssize_t written = send_with_fds(fd, iov, count, with_fds ? first.fds.data() : nullptr,
                                           with_fds ? first.fds.size() : 0, MSG_DONTWAIT);
@@ -356,11 +402,16 @@ bool FrameWriter::flush(int fd) {
       chunks_.front().fds.clear();
     }
     auto left = static_cast<std::size_t>(written);
-    while (!chunks_.empty() && left >= chunks_.front().bytes.size() - chunks_.front().sent) {
-      left -= chunks_.front().bytes.size() - chunks_.front().sent;
+    while (!chunks_.empty()) {
+      Chunk& chunk = chunks_.front();
+      const std::size_t rest = frame_header_size + chunk.payload.size() - chunk.sent;
+      if (left < rest) {
+        chunk.sent += left;
+        break;
+      }
+      left -= rest;
       chunks_.pop_front();
     }
-    if (!chunks_.empty()) chunks_.front().sent += left;
   }
   return true;
 }

@@ -42,6 +42,15 @@ int wait_then_return(mp::Connection<int> connection) {
   return connection.recv();
 }
 void do_nothing(int) {}
+int plus_one(int x) {
+  return x + 1;
+}
+bool is_even(int x) {
+  return x % 2 == 0;
+}
+std::string same_size_of_r(const std::string& text) {
+  return std::string(text.size(), 'r');
+}
 
 }  // namespace
 
@@ -54,6 +63,56 @@ TEST(Pool, MapReturnsResultsInOrder) {
   for (int i = 0; i < 100; ++i)
     EXPECT_EQ(results[i], i * i);
   EXPECT_EQ(pool.map(square, std::vector<int>{}), std::vector<int>{});
+}
+
+TEST(Pool, MapOfManyElementsStreamsInChunksAndKeepsOrder) {
+  mp::Pool pool({.processes = 2});
+  std::vector<int> inputs(300000);
+  std::iota(inputs.begin(), inputs.end(), 0);
+  const std::vector<int> results = pool.map(plus_one, inputs);
+  ASSERT_EQ(results.size(), inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    ASSERT_EQ(results[i], inputs[i] + 1) << "element " << i;
+  EXPECT_EQ(pool.map_async(plus_one, inputs, 7777).get(), results);
+}
+
+TEST(Pool, MapOfBoolResults) {
+  mp::Pool pool({.processes = 2});
+  std::vector<int> inputs(1001);
+  std::iota(inputs.begin(), inputs.end(), 0);
+  const std::vector<bool> results = pool.map(is_even, inputs, 100);
+  ASSERT_EQ(results.size(), inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    EXPECT_EQ(results[i], i % 2 == 0);
+}
+
+TEST(Pool, MapOfLargeElementsAndResults) {
+  mp::Pool pool({.processes = 2});
+  std::vector<std::string> inputs;
+  for (int i = 0; i < 8; ++i)
+    inputs.push_back(std::string(std::size_t{200000} + static_cast<std::size_t>(i), 'a'));
+  const std::vector<std::string> results = pool.map(same_size_of_r, inputs);
+  ASSERT_EQ(results.size(), inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    EXPECT_EQ(results[i], std::string(inputs[i].size(), 'r'));
+}
+
+TEST(Pool, MapAsyncOfAFailingElementFailsTheResult) {
+  mp::Pool pool({.processes = 2});
+  std::vector<int> inputs(10);
+  std::iota(inputs.begin(), inputs.end(), 0);
+  auto result = pool.map_async(fail_on_five, inputs, 2);
+  EXPECT_TRUE(result.wait(30s));
+  EXPECT_FALSE(result.successful());
+  EXPECT_THROW(result.get(), std::domain_error);
+}
+
+TEST(Pool, MapAfterCloseIsInvalidArgument) {
+  mp::Pool pool({.processes = 1});
+  pool.close();
+  EXPECT_THROW(pool.map(square, std::vector<int>{1, 2, 3}), std::invalid_argument);
+  EXPECT_THROW(pool.map_async(square, std::vector<int>{1, 2, 3}), std::invalid_argument);
+  pool.join();
 }
 
 TEST(Pool, MapWithChunksizeAndNonContiguousInput) {

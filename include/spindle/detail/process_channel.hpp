@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -35,7 +36,8 @@ bool recv_frame(int fd, Message& out);
 // Waits until `fd` is readable (or at end of stream); false when the deadline passed first.
 bool wait_readable(int fd, const spindle::detail::Clock::time_point* deadline);
 
-// Reads frames from a socket into a buffer, many per system call.
+// Reads frames from a socket into a buffer, many per system call. A large payload is read
+// straight into its own message instead, so its bytes are copied once, by the kernel.
 class FrameReader {
  public:
   explicit FrameReader(int fd) : fd_(fd) {}
@@ -48,12 +50,22 @@ class FrameReader {
   // Reads what the socket has (blocking until something arrives when `block`); false at end
   // of stream. A non-blocking read with nothing available returns true.
   bool fill(bool block);
-  bool buffered() const { return begin_ < buffer_.size(); }
+  bool buffered() const { return begin_ < end_ || large_.has_value(); }
 
  private:
+  // Moves a large frame whose header is buffered into large_; true if it did.
+  bool start_large_frame();
+  // Room for `want` bytes after end_ (moving the buffered bytes to the front first).
+  void make_room(std::size_t want);
+
   int fd_;
-  std::string buffer_;
+  std::unique_ptr<char[]> buffer_;  // [begin_, end_) holds bytes not yet popped
+  std::size_t capacity_ = 0;
   std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+  std::optional<Message> large_;  // a large frame's payload, large_filled_ bytes of it read
+  std::size_t large_filled_ = 0;
+  std::uint32_t large_fds_ = 0;
   std::deque<int> fds_;
 };
 
@@ -64,7 +76,7 @@ class FrameWriter {
   ~FrameWriter();  // closes the descriptors of frames never sent
   FrameWriter(const FrameWriter&) = delete;
   FrameWriter& operator=(const FrameWriter&) = delete;
-  // Queues a frame (takes its descriptors).
+  // Queues a frame (takes its payload and descriptors; the payload is not copied).
   void push(Message&& message);
   // Writes as much as the socket takes; true when everything queued is written.
   // std::system_error when the peer is gone.
@@ -75,9 +87,10 @@ class FrameWriter {
 
  private:
   struct Chunk {
-    std::string bytes;  // header + payload
+    char header[frame_header_size];
+    std::string payload;
     std::vector<int> fds;
-    std::size_t sent = 0;
+    std::size_t sent = 0;  // of header and payload together
   };
   std::deque<Chunk> chunks_;
 };

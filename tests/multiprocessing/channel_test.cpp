@@ -1,0 +1,166 @@
+// FrameReader and FrameWriter, the framed stream between a pool and its workers: frames
+// batched into one system call, large payloads read straight into their message, descriptors
+// riding with their frame, and a corrupt header reported.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "spindle/detail/process_channel.hpp"
+
+namespace detail = spindle::multiprocessing::detail;
+
+namespace {
+
+struct SocketPair {
+  SocketPair() {
+    std::tie(writer, reader) = detail::socket_pair();
+    detail::set_nonblocking(writer);
+  }
+  ~SocketPair() {
+    detail::close_fd(writer);
+    detail::close_fd(reader);
+  }
+  int writer = -1;
+  int reader = -1;
+};
+
+detail::Message message_of(std::string bytes) {
+  detail::Message message;
+  message.bytes = std::move(bytes);
+  return message;
+}
+
+std::string pattern(std::size_t size, char seed) {
+  std::string text(size, '\0');
+  for (std::size_t i = 0; i < size; ++i)
+    text[i] = static_cast<char>(seed + static_cast<char>(i % 251));
+  return text;
+}
+
+// Reads frames until `count` have arrived (blocking reads).
+std::vector<detail::Message> read_frames(detail::FrameReader& reader, std::size_t count) {
+  std::vector<detail::Message> frames;
+  detail::Message message;
+  while (frames.size() < count) {
+    if (reader.pop(message)) {
+      frames.push_back(std::move(message));
+      continue;
+    }
+    if (!reader.fill(true)) break;
+  }
+  return frames;
+}
+
+// A descriptor's identity, to check that the one received is the one sent.
+std::pair<dev_t, ino_t> identity(int fd) {
+  struct stat status {};
+  ::fstat(fd, &status);
+  return {status.st_dev, status.st_ino};
+}
+
+}  // namespace
+
+TEST(FrameChannel, ManySmallFramesArriveInOrder) {
+  SocketPair sockets;
+  detail::FrameWriter writer;
+  for (int i = 0; i < 1000; ++i)
+    writer.push(message_of("frame " + std::to_string(i)));
+  std::thread sender([&] { writer.flush_blocking(sockets.writer); });
+  detail::FrameReader reader(sockets.reader);
+  const auto frames = read_frames(reader, 1000);
+  sender.join();
+  ASSERT_EQ(frames.size(), 1000u);
+  for (int i = 0; i < 1000; ++i)
+    EXPECT_EQ(frames[i].bytes, "frame " + std::to_string(i));
+  EXPECT_FALSE(reader.buffered());
+}
+
+TEST(FrameChannel, LargeFramesBetweenSmallOnesArriveWhole) {
+  SocketPair sockets;
+  detail::FrameWriter writer;
+  const std::vector<std::string> payloads = {"a", pattern(3 << 20, 'x'), "", pattern(70000, 'q'),
+                                             "z", pattern(65536, 'k')};
+  for (const auto& payload : payloads)
+    writer.push(message_of(payload));
+  std::thread sender([&] { writer.flush_blocking(sockets.writer); });
+  detail::FrameReader reader(sockets.reader);
+  const auto frames = read_frames(reader, payloads.size());
+  sender.join();
+  ASSERT_EQ(frames.size(), payloads.size());
+  for (std::size_t i = 0; i < payloads.size(); ++i)
+    EXPECT_EQ(frames[i].bytes, payloads[i]) << "frame " << i;
+}
+
+TEST(FrameChannel, DescriptorsTravelWithTheirFrame) {
+  SocketPair sockets;
+  int first_pipe[2];
+  int second_pipe[2];
+  ASSERT_EQ(::pipe2(first_pipe, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(second_pipe, O_CLOEXEC), 0);
+  const auto first_identity = identity(first_pipe[0]);
+  const auto second_identity = identity(second_pipe[0]);
+  detail::FrameWriter writer;
+  writer.push(message_of("plain"));
+  detail::Message small = message_of("with one descriptor");
+  small.fds.push_back(::dup(first_pipe[0]));
+  writer.push(std::move(small));
+  detail::Message large = message_of(pattern(1 << 20, 'L'));
+  large.fds.push_back(::dup(second_pipe[0]));
+  writer.push(std::move(large));
+  writer.push(message_of("after"));
+  std::thread sender([&] { writer.flush_blocking(sockets.writer); });
+  detail::FrameReader reader(sockets.reader);
+  const auto frames = read_frames(reader, 4);
+  sender.join();
+  ASSERT_EQ(frames.size(), 4u);
+  EXPECT_TRUE(frames[0].fds.empty());
+  ASSERT_EQ(frames[1].fds.size(), 1u);
+  EXPECT_EQ(identity(frames[1].fds[0]), first_identity);
+  ASSERT_EQ(frames[2].fds.size(), 1u);
+  EXPECT_EQ(identity(frames[2].fds[0]), second_identity);
+  EXPECT_EQ(frames[2].bytes, pattern(1 << 20, 'L'));
+  EXPECT_EQ(frames[3].bytes, "after");
+  for (int fd : {first_pipe[0], first_pipe[1], second_pipe[0], second_pipe[1]})
+    ::close(fd);
+}
+
+TEST(FrameChannel, NonBlockingFillWithNothingToReadReturnsTrue) {
+  SocketPair sockets;
+  detail::set_nonblocking(sockets.reader);
+  detail::FrameReader reader(sockets.reader);
+  EXPECT_TRUE(reader.fill(false));
+  detail::Message message;
+  EXPECT_FALSE(reader.pop(message));
+}
+
+TEST(FrameChannel, EndOfStreamInsideALargeFrameIsSeen) {
+  SocketPair sockets;
+  detail::FrameWriter writer;
+  writer.push(message_of(pattern(16 << 20, 'e')));
+  ASSERT_FALSE(writer.flush(sockets.writer));  // the socket took only part of it
+  ::shutdown(sockets.writer, SHUT_WR);
+  detail::FrameReader reader(sockets.reader);
+  detail::Message message;
+  bool open = true;
+  while (open && !reader.pop(message))
+    open = reader.fill(true);
+  EXPECT_FALSE(open);
+  EXPECT_TRUE(reader.buffered());  // the unfinished frame
+}
+
+TEST(FrameChannel, CorruptHeaderIsReported) {
+  SocketPair sockets;
+  const std::string garbage(32, '\x7f');
+  ASSERT_EQ(::write(sockets.writer, garbage.data(), garbage.size()),
+            static_cast<ssize_t>(garbage.size()));
+  detail::FrameReader reader(sockets.reader);
+  ASSERT_TRUE(reader.fill(true));
+  detail::Message message;
+  EXPECT_THROW(reader.pop(message), detail::CorruptMessage);
+}
