@@ -333,7 +333,7 @@ bool FrameReader::fill(bool block) {
     want = capacity_ - end_;
   }
   for (;;) {
-    const ssize_t n = receive_with_fds(fd_, target, want, fds_, 0);
+    const ssize_t n = receive_with_fds(fd_, target, want, fds_, block ? 0 : MSG_DONTWAIT);
     if (n >= 0) {
       (large_ ? large_filled_ : end_) += static_cast<std::size_t>(n);
       return n > 0;

@@ -1,11 +1,15 @@
 // The body of a pool worker process: runs calls in the order they arrive and sends results
 // back in the same order, many per system call when calls are short.
+#include <chrono>
+
 #include "process_internal.hpp"
 #include "spindle/detail/exception_info.hpp"
 #include "spindle/multiprocessing.hpp"
 
 namespace spindle::multiprocessing::detail {
 namespace {
+
+constexpr auto idle_spin = std::chrono::microseconds(20);
 
 // Runs the call in `task`; the result message (status byte, then value or exception).
 Message execute(Message& task) {
@@ -40,6 +44,14 @@ void run_pool_worker(int fd, Decoder& boot, bool forked) {
   auto next = [&](Message& message) {
     while (!reader.pop(message)) {
       writer.flush_blocking(fd);
+      // Look for the next call for a short while before sleeping: a caller that submits
+      // calls one after another sends the next one within a few microseconds, and waking a
+      // sleeping process costs far more than that on some machines (20-50 us on VMs).
+      const auto until = std::chrono::steady_clock::now() + idle_spin;
+      do {
+        if (!reader.fill(false)) return false;
+        if (reader.pop(message)) return true;
+      } while (std::chrono::steady_clock::now() < until);
       if (!reader.fill(true)) return false;
     }
     return true;
