@@ -1,5 +1,5 @@
 // The body of a pool worker process: runs calls in the order they arrive and sends results
-// back in the same order, many per system call when calls are short.
+// back in the same order, each as soon as it is ready.
 #include <chrono>
 
 #include "process_internal.hpp"
@@ -10,7 +10,6 @@ namespace spindle::multiprocessing::detail {
 namespace {
 
 constexpr auto idle_spin = std::chrono::microseconds(20);
-constexpr auto send_at_once_after = std::chrono::microseconds(100);
 
 // Runs the call in `task`; the result message (status byte, then value or exception).
 Message execute(Message& task) {
@@ -72,11 +71,10 @@ void run_pool_worker(int fd, Decoder& boot, bool forked) {
   std::uint64_t done = 0;
   Message task;
   while (next(task)) {
-    const auto started = std::chrono::steady_clock::now();
     writer.push(execute(task));
-    // Results of short calls go back many per system call; a long call's result at once,
-    // so the parent can hand this worker its next call while it runs the queued one.
-    if (std::chrono::steady_clock::now() - started >= send_at_once_after) writer.flush(fd);
+    // Every result leaves at once (as far as the socket takes it without blocking): the
+    // next queued call may run for long, and the caller is owed this result meanwhile.
+    writer.flush(fd);
     if (max_tasks != 0 && ++done == max_tasks) break;
   }
   writer.flush_blocking(fd);

@@ -112,6 +112,23 @@ TEST(ProcessPoolExecutor, ManyCallsAllComplete) {
   EXPECT_EQ(sum, expected);
 }
 
+TEST(ProcessPoolExecutor, AResultArrivesWhileTheNextQueuedCallStillRuns) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  EXPECT_EQ(pool.submit(square, 2).result(), 4);
+  auto [release_first, first_end] = mp::Pipe<int>();
+  auto [release_last, last_end] = mp::Pipe<int>();
+  // `quick` and `last` queue up in the worker while `first` runs.
+  auto first = pool.submit(block_until_told, std::move(first_end));
+  auto quick = pool.submit(square, 7);
+  auto last = pool.submit(block_until_told, std::move(last_end));
+  release_first.send(1);
+  EXPECT_EQ(first.result(30s), 1);
+  EXPECT_EQ(quick.result(10s), 49);  // not held back while `last` runs
+  EXPECT_FALSE(last.done());
+  release_last.send(2);
+  EXPECT_EQ(last.result(30s), 2);
+}
+
 TEST(ProcessPoolExecutor, ThroughExecutorReferenceShipsPlainFunctions) {
   mp::ProcessPoolExecutor pool({.max_workers = 1});
   spindle::futures::Executor& executor = pool;
