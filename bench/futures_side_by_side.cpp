@@ -160,10 +160,13 @@ double seconds_since(Clock::time_point start) {
 }
 
 // W1's task: one atomic increment. The increment that reaches the target wakes the thread
-// waiting for all of them.
-class Countdown {
+// waiting for all of them. The counter has a cache line of its own: the Countdown lives on
+// the submitting thread's stack, and a counter sharing a line with that frame would make
+// every increment on a worker steal the line from the submitter (false sharing that every
+// peer paid for, and that measured the harness rather than the pools).
+class alignas(64) Countdown {
  public:
-  explicit Countdown(std::size_t target) : target_(target) {}
+  explicit Countdown(std::size_t target) : target_(target) { (void)padding_; }
   void hit() noexcept {
     if (count_.fetch_add(1, std::memory_order_acq_rel) + 1 == target_) {
       done_.store(1, std::memory_order_release);
@@ -177,9 +180,10 @@ class Countdown {
   }
 
  private:
+  alignas(64) std::atomic<std::size_t> count_{0};
   const std::size_t target_;
-  std::atomic<std::size_t> count_{0};
   std::atomic<int> done_{0};
+  char padding_[64 - sizeof(std::size_t) * 2 - sizeof(std::atomic<int>)];
 };
 
 // Starts both threads of a pool: two tasks that each wait (100 ms at most) for the other.
