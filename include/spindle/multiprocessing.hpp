@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <iterator>
@@ -606,12 +607,9 @@ struct MapResult {
 template <class F, class E, bool star>
 void chunk_thunk(std::uintptr_t address, Decoder& in, Encoder& out) {
   auto target = target_from<F>(address);
-  std::vector<E> items;
-  read(in, items);
   using R = typename MapResult<F, E, star>::type;
   std::vector<R> results;
-  results.reserve(items.size());
-  for (auto& item : items) {
+  auto run = [&](E& item) {
     auto call = [&]() -> decltype(auto) {
       if constexpr (star) {
         return std::apply(target, item);
@@ -625,6 +623,23 @@ void chunk_thunk(std::uintptr_t address, Decoder& in, Encoder& out) {
     } else {
       results.push_back(call());
     }
+  };
+  if constexpr (raw_copyable_v<E> && !std::is_same_v<E, bool>) {
+    // Straight from the message's bytes: no vector of the elements first.
+    const std::size_t count = in.size(sizeof(E));
+    const char* bytes = in.view(count * sizeof(E));
+    results.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      E item;
+      std::memcpy(&item, bytes + i * sizeof(E), sizeof(E));
+      run(item);
+    }
+  } else {
+    std::vector<E> items;
+    read(in, items);
+    results.reserve(items.size());
+    for (auto& item : items)
+      run(item);
   }
   write(out, results);
 }

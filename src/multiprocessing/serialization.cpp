@@ -103,6 +103,14 @@ void Decoder::raw(void* data, std::size_t size) {
   source_.sgetn(static_cast<char*>(data), static_cast<std::streamsize>(size));
 }
 
+const char* Decoder::view(std::size_t size) {
+  if (size > source_.remaining()) {
+    throw CorruptMessage("corrupt message: " + std::to_string(size) + " bytes expected, " +
+                         std::to_string(source_.remaining()) + " left");
+  }
+  return source_.take(size);
+}
+
 std::size_t Decoder::size(std::size_t min_bytes_each) {
   std::uint64_t value = 0;
   raw(&value, sizeof value);

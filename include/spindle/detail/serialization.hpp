@@ -120,6 +120,12 @@ class SpanSource final : public std::streambuf {
     setg(begin, begin, begin + size);
   }
   std::size_t remaining() const { return static_cast<std::size_t>(egptr() - gptr()); }
+  // The next `size` bytes (at most remaining()), in place; reading goes on after them.
+  const char* take(std::size_t size) {
+    const char* data = gptr();
+    setg(eback(), gptr() + size, egptr());
+    return data;
+  }
 };
 
 // Encodes values into `message.bytes`; descriptors attached while it is the innermost
@@ -161,6 +167,9 @@ class Decoder {
   // A container size; CorruptMessage when `n * min_bytes_each` exceeds what is left.
   std::size_t size(std::size_t min_bytes_each);
   std::size_t remaining() const { return source_.remaining(); }
+  // The next `size` bytes in place, without copying them (they live as long as the decoded
+  // range); CorruptMessage when fewer are left.
+  const char* view(std::size_t size);
   int take_fd(std::uint32_t index);
 
  private:
