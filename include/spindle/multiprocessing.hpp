@@ -389,22 +389,71 @@ class FutureCall final : public PendingCall {
 };
 
 // The shared result of one Pool.map: every chunk's results are decoded straight into their
-// place in `joined`, so the elements are copied once after they arrive. `done` completes when
-// the last chunk is in, or with the first failure.
+// place in `joined`, so the elements are copied once after they arrive. The submitting thread
+// allocates `joined` only after it has handed out every chunk (faulting in a large result
+// vector's pages takes a while, and the workers can start meanwhile); results that arrive
+// before that wait in `early`. `done` completes when the last chunk is in, or with the first
+// failure.
 template <class R>
 struct MapGather {
   // Whether results can go straight into a preallocated vector (else each chunk's vector is
   // kept and the parts are joined at the end).
   static constexpr bool in_place = std::is_default_constructible_v<R> &&
                                    std::is_move_assignable_v<R> && !std::is_same_v<R, bool>;
+  struct Chunk {
+    std::size_t index;
+    std::size_t offset;
+    std::size_t count;
+  };
 
   std::mutex mutex;
   std::vector<R> joined;
   std::vector<std::vector<R>> parts;  // when !in_place
+  std::vector<std::pair<Chunk, detail::Message>> early;
+  bool allocated = false;
   std::size_t left = 0;
   bool failed = false;
   futures::Future<void> done;
 
+  // A chunk's result message (collector thread).
+  void arrive(Chunk chunk, detail::Message&& result) noexcept {
+    {
+      std::lock_guard lock(mutex);
+      if (failed) return;
+      if (!allocated) {
+        try {
+          early.emplace_back(chunk, std::move(result));
+          return;
+        } catch (...) {
+        }
+      }
+    }
+    if (!allocated) {
+      fail(std::make_exception_ptr(std::bad_alloc()));
+      return;
+    }
+    place_and_count(chunk, std::move(result));
+  }
+  // Makes room for `size` results in `chunks` chunks, then places those that came already.
+  void allocate(std::size_t size, std::size_t chunks) {
+    std::vector<R> storage;
+    std::vector<std::vector<R>> storage_parts;
+    if constexpr (in_place) {
+      storage.resize(size);
+    } else {
+      storage_parts.resize(chunks);
+    }
+    std::vector<std::pair<Chunk, detail::Message>> arrived;
+    {
+      std::lock_guard lock(mutex);
+      joined = std::move(storage);
+      parts = std::move(storage_parts);
+      allocated = true;
+      arrived.swap(early);
+    }
+    for (auto& [chunk, result] : arrived)
+      place_and_count(chunk, std::move(result));
+  }
   // The results, once `done` succeeded; called once.
   std::vector<R> take() {
     if constexpr (!in_place) {
@@ -419,45 +468,34 @@ struct MapGather {
       std::lock_guard lock(mutex);
       if (failed) return;
       failed = true;
+      early.clear();
     }
     try {
       done.set_exception(std::move(error));
     } catch (...) {
     }
   }
-};
 
-// One chunk of a Pool.map: elements [offset, offset + count) of the result.
-template <class R>
-class MapChunkCall final : public PendingCall {
- public:
-  MapChunkCall(detail::Message call, std::shared_ptr<MapGather<R>> gather, std::size_t index,
-               std::size_t offset, std::size_t count)
-      : PendingCall(std::move(call)),
-        gather_(std::move(gather)),
-        index_(index),
-        offset_(offset),
-        count_(count) {}
-  bool start() override { return true; }
-  void complete(detail::Message&& result) noexcept override {
+ private:
+  void place_and_count(Chunk chunk, detail::Message&& result) noexcept {
     try {
-      place(std::move(result));
+      place(chunk, std::move(result));
     } catch (...) {
-      gather_->fail(std::current_exception());
+      fail(std::current_exception());
       return;
     }
     {
-      std::lock_guard lock(gather_->mutex);
-      if (gather_->failed || --gather_->left != 0) return;
+      std::lock_guard lock(mutex);
+      if (failed || --left != 0) return;
     }
-    gather_->done.set_result();
+    done.set_result();
   }
-  void fail(std::exception_ptr error) noexcept override { gather_->fail(std::move(error)); }
-  bool cancel() override { return false; }
-
- private:
-  void place(detail::Message&& result) {
-    if constexpr (MapGather<R>::in_place && detail::raw_copyable_v<R>) {
+  void place(Chunk chunk, detail::Message&& result) {
+    const auto wrong_length = [&] {
+      return detail::CorruptMessage("corrupt result message: a map chunk of " +
+                                    std::to_string(chunk.count) + " elements has another length");
+    };
+    if constexpr (in_place && detail::raw_copyable_v<R>) {
       if (result.bytes.empty() ||
           result.bytes[0] != static_cast<char>(detail::ResultStatus::value)) {
         // An exception (rethrown here) or a corrupt message.
@@ -465,30 +503,40 @@ class MapChunkCall final : public PendingCall {
         throw detail::CorruptMessage("corrupt result message: a map chunk without results");
       }
       detail::Decoder in(std::string_view(result.bytes).substr(1), std::exchange(result.fds, {}));
-      if (in.size(sizeof(R)) != count_ || in.remaining() != count_ * sizeof(R)) {
-        throw detail::CorruptMessage("corrupt result message: a map chunk of " +
-                                     std::to_string(count_) + " elements has another length");
-      }
-      in.raw(gather_->joined.data() + offset_, count_ * sizeof(R));
+      if (in.size(sizeof(R)) != chunk.count || in.remaining() != chunk.count * sizeof(R))
+        throw wrong_length();
+      in.raw(joined.data() + chunk.offset, chunk.count * sizeof(R));
+      detail::recycle_buffer(std::move(result.bytes));
     } else {
       std::vector<R> part = detail::decode_result<std::vector<R>>(std::move(result));
-      if (part.size() != count_) {
-        throw detail::CorruptMessage("corrupt result message: a map chunk of " +
-                                     std::to_string(count_) + " elements has another length");
-      }
-      if constexpr (MapGather<R>::in_place) {
+      if (part.size() != chunk.count) throw wrong_length();
+      if constexpr (in_place) {
         std::move(part.begin(), part.end(),
-                  gather_->joined.begin() + static_cast<std::ptrdiff_t>(offset_));
+                  joined.begin() + static_cast<std::ptrdiff_t>(chunk.offset));
       } else {
-        gather_->parts[index_] = std::move(part);
+        parts[chunk.index] = std::move(part);
       }
     }
   }
+};
 
+// One chunk of a Pool.map.
+template <class R>
+class MapChunkCall final : public PendingCall {
+ public:
+  MapChunkCall(detail::Message call, std::shared_ptr<MapGather<R>> gather,
+               typename MapGather<R>::Chunk chunk)
+      : PendingCall(std::move(call)), gather_(std::move(gather)), chunk_(chunk) {}
+  bool start() override { return true; }
+  void complete(detail::Message&& result) noexcept override {
+    gather_->arrive(chunk_, std::move(result));
+  }
+  void fail(std::exception_ptr error) noexcept override { gather_->fail(std::move(error)); }
+  bool cancel() override { return false; }
+
+ private:
   std::shared_ptr<MapGather<R>> gather_;
-  std::size_t index_;
-  std::size_t offset_;
-  std::size_t count_;
+  typename MapGather<R>::Chunk chunk_;
 };
 
 struct WorkerPoolOptions {
@@ -510,6 +558,9 @@ class WorkerPool {
   ~WorkerPool();
   // Queues a call. std::logic_error after shutdown; BrokenProcessPool when broken.
   void submit(std::unique_ptr<PendingCall> call);
+  // Queues several calls at once (one lock, fewer system calls), emptying `calls`; when it
+  // throws, none was queued.
+  void submit(std::vector<std::unique_ptr<PendingCall>>& calls);
   // Stops accepting calls; cancel_futures cancels those not started; wait blocks until every
   // call has finished and the workers have exited.
   void shutdown(bool wait, bool cancel_futures);
@@ -680,6 +731,10 @@ constexpr bool check_mappable() {
 template <class F, class E, bool star, class It>
 Message encode_chunk(const F& target, It first, It last) {
   Message message;
+  if constexpr (std::contiguous_iterator<It> && raw_copyable_v<E>) {
+    message.bytes =
+        recycled_buffer(static_cast<std::size_t>(std::distance(first, last)) * sizeof(E) + 256);
+  }
   Encoder out(message);
   static const FunctionRef thunk =
       locate_function(reinterpret_cast<std::uintptr_t>(&chunk_thunk<F, E, star>));
@@ -774,41 +829,53 @@ auto submit_chunks(Submit&& submit, std::size_t workers, const F& function, Rang
   return chunks;
 }
 
-// Submits `items` in chunks whose results are gathered into one vector (Pool.map).
-template <bool star, class F, class Range, class Submit>
-auto submit_map(Submit&& submit, std::size_t workers, const F& function, Range& items,
+// Submits `items` in chunks whose results are gathered into one vector (Pool.map). Chunks
+// are handed to the pool a few at a time: one lock and one write for several of them.
+template <bool star, class F, class Range, class SubmitMany>
+auto submit_map(SubmitMany&& submit_many, std::size_t workers, const F& function, Range& items,
                 std::optional<std::size_t> chunksize) {
   using R = ChunkResult<star, F, Range>;
+  constexpr std::size_t chunks_per_submit = 4;
   auto gather = std::make_shared<internal::MapGather<R>>();
   gather->done.set_running_or_notify_cancel();
+  std::vector<std::unique_ptr<internal::PendingCall>> batch;
+  auto submit = [&] {
+    try {
+      submit_many(batch);
+    } catch (...) {
+      // The chunks already submitted still run; their results are dropped. The error
+      // reaches the caller from here, not through `done`.
+      gather->fail(std::current_exception());
+      (void)gather->done.exception();
+      throw;
+    }
+  };
   std::size_t index = 0;
+  std::size_t total = 0;
   for_each_chunk<star>(
       workers, function, items, chunksize, true,
       [&](std::optional<Message> call, std::size_t offset, std::size_t count, std::size_t size) {
-        if (!call) {
-          gather->done.set_result();
-          return;
-        }
+        if (!call) return;
         if (offset == 0) {
-          const std::size_t step = count;
-          gather->left = size / step + (size % step != 0 ? 1 : 0);
-          if constexpr (internal::MapGather<R>::in_place) {
-            gather->joined.resize(size);
-          } else {
-            gather->parts.resize(gather->left);
-          }
+          total = size;
+          gather->left = size / count + (size % count != 0 ? 1 : 0);
         }
-        try {
-          submit(std::make_unique<internal::MapChunkCall<R>>(std::move(*call), gather, index++,
-                                                             offset, count));
-        } catch (...) {
-          // The chunks already submitted still run; their results are dropped. The error
-          // reaches the caller from here, not through `done`.
-          gather->fail(std::current_exception());
-          (void)gather->done.exception();
-          throw;
-        }
+        batch.push_back(std::make_unique<internal::MapChunkCall<R>>(
+            std::move(*call), gather,
+            typename internal::MapGather<R>::Chunk{index++, offset, count}));
+        if (batch.size() == chunks_per_submit || offset + count == size) submit();
       });
+  if (total == 0) {
+    gather->done.set_result();
+  } else {
+    try {
+      gather->allocate(total, index);
+    } catch (...) {
+      gather->fail(std::current_exception());
+      (void)gather->done.exception();
+      throw;
+    }
+  }
   return gather;
 }
 
@@ -1001,6 +1068,7 @@ class Pool {
   };
 
   void submit(std::unique_ptr<internal::PendingCall> call);
+  void submit(std::vector<std::unique_ptr<internal::PendingCall>>& calls);
 
   template <bool star, class F, class Range>
   auto submit_chunks(const F& function, Range& items, std::optional<std::size_t> chunksize,
@@ -1013,7 +1081,7 @@ class Pool {
   template <bool star, class F, class Range>
   auto submit_map(const F& function, Range& items, std::optional<std::size_t> chunksize) {
     return detail::submit_map<star>(
-        [this](std::unique_ptr<internal::PendingCall> call) { submit(std::move(call)); },
+        [this](std::vector<std::unique_ptr<internal::PendingCall>>& calls) { submit(calls); },
         processes(), function, items, chunksize);
   }
 

@@ -292,6 +292,7 @@ bool FrameReader::start_large_frame() {
   const std::size_t have = available - frame_header_size;
   if (header.length < large_frame || have >= header.length) return false;
   large_.emplace();
+  large_->bytes = recycled_buffer(header.length);
   large_->bytes.resize(header.length);
   std::memcpy(large_->bytes.data(), buffer_.get() + begin_ + frame_header_size, have);
   large_filled_ = have;
@@ -410,6 +411,7 @@ bool FrameWriter::flush(int fd) {
         break;
       }
       left -= rest;
+      recycle_buffer(std::move(chunk.payload));
       chunks_.pop_front();
     }
   }

@@ -38,6 +38,14 @@ void Pool::submit(std::unique_ptr<internal::PendingCall> call) {
   pool_.submit(std::move(call));
 }
 
+void Pool::submit(std::vector<std::unique_ptr<internal::PendingCall>>& calls) {
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ != State::running) throw std::invalid_argument("Pool not running");
+  }
+  pool_.submit(calls);
+}
+
 void Pool::close() {
   std::lock_guard lock(mutex_);
   if (state_ == State::running) {

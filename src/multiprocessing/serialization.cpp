@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <functional>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <system_error>
@@ -63,6 +64,52 @@ const std::unordered_map<std::string, Factory>& factories() {
 }
 
 }  // namespace
+
+namespace {
+// Buffers from 16 KiB to 4 MiB, at most 32 of them: enough for the chunks in flight between
+// a pool and its workers, little enough to hold no more than a few megabytes.
+constexpr std::size_t kept_buffer_min = 16 * 1024;
+constexpr std::size_t kept_buffer_max = 4 * 1024 * 1024;
+constexpr std::size_t kept_buffers = 32;
+
+struct KeptBuffers {
+  std::mutex mutex;
+  std::vector<std::string> buffers;
+};
+KeptBuffers& kept() {
+  static auto* buffers = new KeptBuffers();  // immortal: used from exit paths
+  return *buffers;
+}
+}  // namespace
+
+std::string recycled_buffer(std::size_t capacity) {
+  if (capacity >= kept_buffer_min && capacity <= kept_buffer_max) {
+    KeptBuffers& pool = kept();
+    std::lock_guard lock(pool.mutex);
+    for (auto it = pool.buffers.rbegin(); it != pool.buffers.rend(); ++it) {
+      if (it->capacity() >= capacity) {
+        std::string buffer = std::move(*it);
+        pool.buffers.erase(std::next(it).base());
+        return buffer;
+      }
+    }
+  }
+  std::string buffer;
+  buffer.reserve(capacity);
+  return buffer;
+}
+
+void recycle_buffer(std::string&& buffer) noexcept {
+  if (buffer.capacity() < kept_buffer_min || buffer.capacity() > kept_buffer_max) return;
+  buffer.clear();
+  KeptBuffers& pool = kept();
+  std::lock_guard lock(pool.mutex);
+  if (pool.buffers.size() >= kept_buffers) return;
+  try {
+    pool.buffers.push_back(std::move(buffer));
+  } catch (const std::bad_alloc&) {  // not kept, then
+  }
+}
 
 void Message::close_fds() noexcept {
   for (int fd : fds)

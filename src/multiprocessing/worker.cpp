@@ -14,13 +14,18 @@ constexpr auto idle_spin = std::chrono::microseconds(20);
 // Runs the call in `task`; the result message (status byte, then value or exception).
 Message execute(Message& task) {
   Message result;
+  // A large call (a map chunk) likely has a result of about its size.
+  if (task.bytes.size() >= 16 * 1024) result.bytes = recycled_buffer(task.bytes.size());
   {
     Encoder out(result);
     const std::uint8_t ok = static_cast<std::uint8_t>(ResultStatus::value);
     out.raw(&ok, 1);
     try {
-      Decoder in(task.bytes, std::exchange(task.fds, {}));
-      run_call(in, out);
+      {
+        Decoder in(task.bytes, std::exchange(task.fds, {}));
+        run_call(in, out);
+      }
+      recycle_buffer(std::move(task.bytes));
       return result;
     } catch (...) {
       const ExceptionRecord record = record_exception(std::current_exception());

@@ -80,14 +80,17 @@ class WorkerPoolCore {
     detail::close_fd(wake_fd_);
   }
 
-  void submit(std::unique_ptr<PendingCall> call) {
+  // Queues the calls (all, or none when it throws) and writes what the sockets take.
+  void submit(std::vector<std::unique_ptr<PendingCall>>& calls) {
     std::unique_lock lock(mutex_);
     if (shutdown_) {
       throw std::logic_error("cannot schedule new calls after shutdown (" + options_.kind + ")");
     }
     if (broken_) throw BrokenProcessPool(*broken_);
     if (!started_) start_locked();
-    pending_.push_back(std::move(call));
+    for (auto& call : calls)
+      pending_.push_back(std::move(call));
+    calls.clear();
     if (dispatch_locked()) wake_locked();
   }
 
@@ -426,7 +429,13 @@ WorkerPool::WorkerPool(WorkerPoolOptions options)
 WorkerPool::~WorkerPool() = default;
 
 void WorkerPool::submit(std::unique_ptr<PendingCall> call) {
-  core_->submit(std::move(call));
+  std::vector<std::unique_ptr<PendingCall>> calls;
+  calls.push_back(std::move(call));
+  core_->submit(calls);
+}
+
+void WorkerPool::submit(std::vector<std::unique_ptr<PendingCall>>& calls) {
+  core_->submit(calls);
 }
 
 void WorkerPool::shutdown(bool wait, bool cancel_futures) {
