@@ -99,7 +99,7 @@ std::string recycled_buffer(std::size_t capacity) {
   return buffer;
 }
 
-void recycle_buffer(std::string&& buffer) noexcept {
+void recycle_buffer(std::string buffer) noexcept {
   if (buffer.capacity() < kept_buffer_min || buffer.capacity() > kept_buffer_max) return;
   buffer.clear();
   KeptBuffers& pool = kept();

@@ -164,3 +164,43 @@ TEST(FrameChannel, CorruptHeaderIsReported) {
   detail::Message message;
   EXPECT_THROW(reader.pop(message), detail::CorruptMessage);
 }
+
+TEST(RecycledBuffer, AKeptBufferIsHandedOutAgain) {
+  std::string buffer = detail::recycled_buffer(100000);
+  EXPECT_TRUE(buffer.empty());
+  EXPECT_GE(buffer.capacity(), 100000u);
+  buffer.assign(1000, 'x');
+  const char* storage = buffer.data();
+  detail::recycle_buffer(std::move(buffer));
+  std::string again = detail::recycled_buffer(50000);
+  EXPECT_TRUE(again.empty());  // emptied, with its storage kept
+  EXPECT_EQ(again.data(), storage);
+  detail::recycle_buffer(std::move(again));
+}
+
+TEST(RecycledBuffer, SmallAndHugeBuffersAreNotKept) {
+  std::string small = detail::recycled_buffer(100);
+  EXPECT_GE(small.capacity(), 100u);
+  detail::recycle_buffer(std::move(small));  // freed, not kept
+  std::string huge = detail::recycled_buffer(64 << 20);
+  EXPECT_GE(huge.capacity(), std::size_t{64} << 20);
+  detail::recycle_buffer(std::move(huge));  // freed, not kept
+  EXPECT_EQ(huge.capacity(), std::string().capacity());
+}
+
+TEST(RecycledBuffer, ManyThreadsTakeAndGiveBack) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([] {
+      for (int i = 0; i < 2000; ++i) {
+        std::string buffer =
+            detail::recycled_buffer(20000 + static_cast<std::size_t>(i % 7) * 1000);
+        buffer.assign(100, 'b');
+        detail::recycle_buffer(std::move(buffer));
+      }
+    });
+  }
+  for (auto& thread : threads)
+    thread.join();
+  EXPECT_GE(detail::recycled_buffer(20000).capacity(), 20000u);
+}

@@ -92,7 +92,7 @@ class Message {
 // buffer when one is large enough. recycle_buffer: keeps `buffer` (emptied) if its capacity
 // is worth keeping and there is room; otherwise frees it.
 std::string recycled_buffer(std::size_t capacity);
-void recycle_buffer(std::string&& buffer) noexcept;
+void recycle_buffer(std::string buffer) noexcept;
 
 // A frame could not be decoded: its bytes do not describe a value of the expected type.
 class CorruptMessage : public spindle::Error {
