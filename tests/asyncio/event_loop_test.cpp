@@ -1,8 +1,10 @@
 // The event loop: callbacks, timers, thread-safe scheduling, running and closing
 // (CPython's test_events.py / test_base_events.py behaviours).
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <chrono>
+#include <functional>
 #include <latch>
 #include <stdexcept>
 #include <string>
@@ -67,6 +69,33 @@ TEST(EventLoop, CallLaterWaitsAtLeastTheDelayAndOrdersByDeadline) {
   loop.run_forever();
   EXPECT_EQ(order, (std::vector<int>{1, 2}));
   EXPECT_GE(fired - start, 30ms);
+}
+
+// A loop polls briefly after a burst of work before it sleeps; waiting for a timer it sleeps.
+TEST(EventLoop, AWaitingLoopSleepsInsteadOfPolling) {
+  EventLoop loop;
+  int bursts = 0;
+  // Ten bursts of work, each followed by 30 ms of nothing.
+  std::function<void()> burst = [&] {
+    if (++bursts == 10) {
+      loop.stop();
+      return;
+    }
+    loop.call_later(30ms, burst);
+  };
+  loop.call_soon(burst);
+  rusage before{};
+  ::getrusage(RUSAGE_THREAD, &before);
+  loop.run_forever();
+  rusage after{};
+  ::getrusage(RUSAGE_THREAD, &after);
+  const auto cpu = [](const rusage& usage) {
+    return std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+  };
+  EXPECT_EQ(bursts, 10);
+  // 270 ms of waiting; polling for all of it would use about as much CPU time.
+  EXPECT_LT(cpu(after) - cpu(before), 100ms);
 }
 
 TEST(EventLoop, CallAtAndTimerHandle) {

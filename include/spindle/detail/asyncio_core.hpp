@@ -675,6 +675,8 @@ class EventLoop {
   void check_open() const;
   void push_threadsafe(internal::HandleState* state);
   void run_once();
+  // Polls for I/O without sleeping for a short while; true when that found work.
+  bool poll_briefly();
   // uv_run(mode) on this loop, marked as such for stop().
   void run_uv(int mode);
   void enter_running();
@@ -701,6 +703,7 @@ class EventLoop {
   bool stopping_ = false;
   bool running_ = false;
   bool in_uv_run_ = false;  // inside run_once's uv_run: stop() must end it too
+  bool was_busy_ = false;   // the last iteration ran callbacks (run_once polls before sleeping)
   bool closed_ = false;
 };
 
