@@ -429,14 +429,16 @@ class SleepAwaiter final : TimerNode, Waiter, TaskSuspension {
 };
 
 // Awaiting a future or a scheduled task: listens for its completion. Cancelling the awaiting
-// task cancels what it awaits (Python's fut_waiter.cancel()).
+// task cancels what it awaits (Python's fut_waiter.cancel()). The node is a base rather than
+// a member so that move_ fits in its tail padding: this awaiter sizes the frame of every task
+// that awaits, and 8 bytes less puts a sleeping task's frame in a smaller size class.
 template <class Core, class T>
-class FutureAwaiter final : Waiter, TaskSuspension {
+class FutureAwaiter final : Waiter, TaskSuspension, CompletionNode {
  public:
-  FutureAwaiter(Core* core, bool move) : core_(core), move_(move) {
+  FutureAwaiter(Core* core, bool move) : move_(move), core_(core) {
     core_->add_ref();
-    node_.owner = this;
-    node_.on_complete = [](CompletionNode* node) {
+    owner = this;
+    on_complete = [](CompletionNode* node) {
       auto* self = static_cast<FutureAwaiter*>(node->owner);
       self->wake(self);
     };
@@ -444,7 +446,7 @@ class FutureAwaiter final : Waiter, TaskSuspension {
   FutureAwaiter(const FutureAwaiter&) = delete;
   FutureAwaiter& operator=(const FutureAwaiter&) = delete;
   ~FutureAwaiter() {
-    if (node_.linked) core_->unsubscribe(&node_);
+    if (linked) core_->unsubscribe(node());
     core_->release();
   }
 
@@ -452,11 +454,11 @@ class FutureAwaiter final : Waiter, TaskSuspension {
   void await_suspend(std::coroutine_handle<> frame) {
     if (static_cast<FutureBase*>(core_) == current_task_core())
       throw std::logic_error("asyncio: a task cannot await itself");
-    core_->subscribe(&node_);
+    core_->subscribe(node());
     suspend(this, frame);
   }
   T await_resume() {
-    if (node_.linked) core_->unsubscribe(&node_);
+    if (linked) core_->unsubscribe(node());
     deliver_pending_cancel();
     // Move the value out only when awaited as an rvalue and no other handle (beyond the one
     // awaited and this awaiter's) can ask for it again.
@@ -465,10 +467,10 @@ class FutureAwaiter final : Waiter, TaskSuspension {
 
  private:
   bool cancel_wait(const std::string& message) override { return core_->cancel(message); }
+  CompletionNode* node() noexcept { return this; }
 
-  Core* core_;
-  CompletionNode node_;
   bool move_;
+  Core* core_;
 };
 
 // The state behind a Handle / TimerHandle. Shared between the loop's queue and the user's
