@@ -417,18 +417,20 @@ struct MapGather {
 
   // A chunk's result message (collector thread).
   void arrive(Chunk chunk, detail::Message&& result) noexcept {
+    bool place_now;
     {
       std::lock_guard lock(mutex);
       if (failed) return;
-      if (!allocated) {
+      place_now = allocated;
+      if (!place_now) {
         try {
           early.emplace_back(chunk, std::move(result));
           return;
-        } catch (...) {
+        } catch (...) {  // no room to keep it: the map fails below
         }
       }
     }
-    if (!allocated) {
+    if (!place_now) {
       fail(std::make_exception_ptr(std::bad_alloc()));
       return;
     }
@@ -1067,6 +1069,8 @@ class Pool {
     using type = detail::ShippedResult_t<F, A...>;
   };
 
+  // std::invalid_argument after close() or terminate() (Python's "Pool not running").
+  void check_running() const;
   void submit(std::unique_ptr<internal::PendingCall> call);
   void submit(std::vector<std::unique_ptr<internal::PendingCall>>& calls);
 

@@ -30,19 +30,18 @@ Pool::~Pool() {
   terminate();
 }
 
+void Pool::check_running() const {
+  std::lock_guard lock(mutex_);
+  if (state_ != State::running) throw std::invalid_argument("Pool not running");
+}
+
 void Pool::submit(std::unique_ptr<internal::PendingCall> call) {
-  {
-    std::lock_guard lock(mutex_);
-    if (state_ != State::running) throw std::invalid_argument("Pool not running");
-  }
+  check_running();
   pool_.submit(std::move(call));
 }
 
 void Pool::submit(std::vector<std::unique_ptr<internal::PendingCall>>& calls) {
-  {
-    std::lock_guard lock(mutex_);
-    if (state_ != State::running) throw std::invalid_argument("Pool not running");
-  }
+  check_running();
   pool_.submit(calls);
 }
 

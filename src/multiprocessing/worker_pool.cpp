@@ -80,17 +80,17 @@ class WorkerPoolCore {
     detail::close_fd(wake_fd_);
   }
 
-  // Queues the calls (all, or none when it throws) and writes what the sockets take.
-  void submit(std::vector<std::unique_ptr<PendingCall>>& calls) {
+  // Queues calls[0, count) (all, or none when it throws; taken ones are left empty) and
+  // writes what the sockets take.
+  void submit(std::unique_ptr<PendingCall>* calls, std::size_t count) {
     std::unique_lock lock(mutex_);
     if (shutdown_) {
       throw std::logic_error("cannot schedule new calls after shutdown (" + options_.kind + ")");
     }
     if (broken_) throw BrokenProcessPool(*broken_);
     if (!started_) start_locked();
-    for (auto& call : calls)
-      pending_.push_back(std::move(call));
-    calls.clear();
+    for (std::size_t i = 0; i < count; ++i)
+      pending_.push_back(std::move(calls[i]));
     if (dispatch_locked()) wake_locked();
   }
 
@@ -429,13 +429,12 @@ WorkerPool::WorkerPool(WorkerPoolOptions options)
 WorkerPool::~WorkerPool() = default;
 
 void WorkerPool::submit(std::unique_ptr<PendingCall> call) {
-  std::vector<std::unique_ptr<PendingCall>> calls;
-  calls.push_back(std::move(call));
-  core_->submit(calls);
+  core_->submit(&call, 1);
 }
 
 void WorkerPool::submit(std::vector<std::unique_ptr<PendingCall>>& calls) {
-  core_->submit(calls);
+  core_->submit(calls.data(), calls.size());
+  calls.clear();
 }
 
 void WorkerPool::shutdown(bool wait, bool cancel_futures) {
