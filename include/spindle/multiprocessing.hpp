@@ -775,8 +775,8 @@ inline std::size_t automatic_chunksize(std::size_t items, std::size_t workers,
 }
 
 // Splits `items` into chunks and calls on_chunk(call message, first element's index, element
-// count) for each, in order. The element count is known before the first chunk: a range that
-// is only an input range is copied first.
+// count, total element count) for each, in order; nothing for no elements. The total is known
+// before the first chunk: a range that is only an input range is copied first.
 template <bool star, class F, class Range, class OnChunk>
 void for_each_chunk(std::size_t workers, const F& function, Range& items,
                     std::optional<std::size_t> chunksize, bool automatic, OnChunk&& on_chunk) {
@@ -797,7 +797,6 @@ void for_each_chunk(std::size_t workers, const F& function, Range& items,
       offset += count;
       first = stop;
     }
-    if (size == 0) on_chunk(std::nullopt, 0, 0, 0);
   };
   if constexpr (std::ranges::forward_range<Range>) {
     run(std::ranges::begin(items), std::ranges::end(items));
@@ -822,9 +821,8 @@ auto submit_chunks(Submit&& submit, std::size_t workers, const F& function, Rang
   std::vector<futures::Future<std::vector<R>>> chunks;
   for_each_chunk<star>(
       workers, function, items, chunksize, automatic,
-      [&](std::optional<Message> call, std::size_t, std::size_t, std::size_t) {
-        if (!call) return;
-        auto pending = std::make_unique<internal::FutureCall<std::vector<R>>>(std::move(*call));
+      [&](Message call, std::size_t, std::size_t, std::size_t) {
+        auto pending = std::make_unique<internal::FutureCall<std::vector<R>>>(std::move(call));
         chunks.push_back(pending->future);
         submit(std::move(pending));
       });
@@ -840,41 +838,41 @@ auto submit_map(SubmitMany&& submit_many, std::size_t workers, const F& function
   constexpr std::size_t chunks_per_submit = 4;
   auto gather = std::make_shared<internal::MapGather<R>>();
   gather->done.set_running_or_notify_cancel();
+  // On an error the chunks already submitted still run and their results are dropped; the
+  // error reaches the caller from here, not through `done`.
+  auto give_up = [&] {
+    gather->fail(std::current_exception());
+    (void)gather->done.exception();
+  };
   std::vector<std::unique_ptr<internal::PendingCall>> batch;
   auto submit = [&] {
     try {
       submit_many(batch);
     } catch (...) {
-      // The chunks already submitted still run; their results are dropped. The error
-      // reaches the caller from here, not through `done`.
-      gather->fail(std::current_exception());
-      (void)gather->done.exception();
+      give_up();
       throw;
     }
   };
   std::size_t index = 0;
   std::size_t total = 0;
-  for_each_chunk<star>(
-      workers, function, items, chunksize, true,
-      [&](std::optional<Message> call, std::size_t offset, std::size_t count, std::size_t size) {
-        if (!call) return;
-        if (offset == 0) {
-          total = size;
-          gather->left = size / count + (size % count != 0 ? 1 : 0);
-        }
-        batch.push_back(std::make_unique<internal::MapChunkCall<R>>(
-            std::move(*call), gather,
-            typename internal::MapGather<R>::Chunk{index++, offset, count}));
-        if (batch.size() == chunks_per_submit || offset + count == size) submit();
-      });
+  for_each_chunk<star>(workers, function, items, chunksize, true,
+                       [&](Message call, std::size_t offset, std::size_t count, std::size_t size) {
+                         if (offset == 0) {
+                           total = size;
+                           gather->left = size / count + (size % count != 0 ? 1 : 0);
+                         }
+                         batch.push_back(std::make_unique<internal::MapChunkCall<R>>(
+                             std::move(call), gather,
+                             typename internal::MapGather<R>::Chunk{index++, offset, count}));
+                         if (batch.size() == chunks_per_submit || offset + count == size) submit();
+                       });
   if (total == 0) {
     gather->done.set_result();
   } else {
     try {
       gather->allocate(total, index);
     } catch (...) {
-      gather->fail(std::current_exception());
-      (void)gather->done.exception();
+      give_up();
       throw;
     }
   }
