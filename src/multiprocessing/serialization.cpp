@@ -68,7 +68,6 @@ const std::unordered_map<std::string, Factory>& factories() {
 namespace {
 // Buffers from 16 KiB to 4 MiB, at most 32 of them: enough for the chunks in flight between
 // a pool and its workers, little enough to hold no more than a few megabytes.
-constexpr std::size_t kept_buffer_min = 16 * 1024;
 constexpr std::size_t kept_buffer_max = 4 * 1024 * 1024;
 constexpr std::size_t kept_buffers = 32;
 
@@ -83,7 +82,7 @@ KeptBuffers& kept() {
 }  // namespace
 
 std::string recycled_buffer(std::size_t capacity) {
-  if (capacity >= kept_buffer_min && capacity <= kept_buffer_max) {
+  if (capacity >= recycled_buffer_min && capacity <= kept_buffer_max) {
     KeptBuffers& pool = kept();
     std::lock_guard lock(pool.mutex);
     for (auto it = pool.buffers.rbegin(); it != pool.buffers.rend(); ++it) {
@@ -100,7 +99,7 @@ std::string recycled_buffer(std::size_t capacity) {
 }
 
 void recycle_buffer(std::string buffer) noexcept {
-  if (buffer.capacity() < kept_buffer_min || buffer.capacity() > kept_buffer_max) return;
+  if (buffer.capacity() < recycled_buffer_min || buffer.capacity() > kept_buffer_max) return;
   buffer.clear();
   KeptBuffers& pool = kept();
   std::lock_guard lock(pool.mutex);

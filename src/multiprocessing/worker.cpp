@@ -15,7 +15,7 @@ constexpr auto idle_spin = std::chrono::microseconds(20);
 Message execute(Message& task) {
   Message result;
   // A large call (a map chunk) likely has a result of about its size.
-  if (task.bytes.size() >= 16 * 1024) result.bytes = recycled_buffer(task.bytes.size());
+  if (task.bytes.size() >= recycled_buffer_min) result.bytes = recycled_buffer(task.bytes.size());
   {
     Encoder out(result);
     const std::uint8_t ok = static_cast<std::uint8_t>(ResultStatus::value);

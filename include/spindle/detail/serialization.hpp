@@ -91,6 +91,8 @@ class Message {
 // recycled_buffer: an empty string with at least `capacity` bytes reserved, reusing a kept
 // buffer when one is large enough. recycle_buffer: keeps `buffer` (emptied) if its capacity
 // is worth keeping and there is room; otherwise frees it.
+// Buffers smaller than recycled_buffer_min are never kept (nor worth asking for).
+inline constexpr std::size_t recycled_buffer_min = 16 * 1024;
 std::string recycled_buffer(std::size_t capacity);
 void recycle_buffer(std::string buffer) noexcept;
 
