@@ -352,9 +352,14 @@ class PendingCall {
   virtual void fail(std::exception_ptr error) noexcept = 0;
   // Cancels a call not yet started; true if it is now cancelled.
   virtual bool cancel() = 0;
+  // The pool expects the call to run a millisecond or more (FutureCore::expect_long_wait).
+  virtual void expect_long_wait() noexcept {}
 
   detail::Message call;
   bool started = false;
+  // Which function the call runs (a hash of detail::call_target), set by the pool, which
+  // learns how long each function's calls take.
+  std::size_t target_hash = 0;
   // When the call was sent to a worker, if tracing was on then (spindle/trace.hpp).
   std::chrono::steady_clock::time_point traced_since{};
 };
@@ -384,6 +389,9 @@ class FutureCall final : public PendingCall {
     }
   }
   bool cancel() override { return future.cancel(); }
+  void expect_long_wait() noexcept override {
+    futures::internal::state_of(future)->expect_long_wait();
+  }
 
   futures::Future<R> future;
 };

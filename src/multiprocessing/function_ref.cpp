@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <link.h>
 
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
@@ -113,6 +114,20 @@ FunctionRef read_function_ref(Decoder& in) {
   read(in, ref.object);
   read(in, ref.offset);
   return ref;
+}
+
+std::string_view call_target(std::string_view call) noexcept {
+  // Two function references, each a string (a 64-bit length, then its bytes) and a 64-bit
+  // offset.
+  std::size_t at = 0;
+  for (int ref = 0; ref < 2; ++ref) {
+    std::uint64_t length = 0;
+    if (call.size() - at < 2 * sizeof length) return call;
+    std::memcpy(&length, call.data() + at, sizeof length);
+    if (length > call.size() - at - sizeof length - sizeof(std::uint64_t)) return call;
+    at += sizeof length + length + sizeof(std::uint64_t);
+  }
+  return call.substr(0, at);
 }
 
 void run_call(Decoder& in, Encoder& out) {

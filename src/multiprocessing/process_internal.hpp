@@ -34,7 +34,10 @@ void set_current_identity(std::string name, bool daemon);
 bool current_is_daemon();
 
 // The body of a pool worker, after the first frame (in src/multiprocessing/worker.cpp).
+// Every result message a pool worker sends ends with call_time_size bytes: how long the call
+// ran, in nanoseconds (std::uint64_t). The pool sizes each worker's queue by it.
 [[noreturn]] void run_pool_worker(int fd, Decoder& boot, bool forked);
+inline constexpr std::size_t call_time_size = sizeof(std::uint64_t);
 // Ends a child: flushes stdio; std::exit for a spawned child, _exit for a forked one.
 [[noreturn]] void finish_child(int code, bool forked);
 

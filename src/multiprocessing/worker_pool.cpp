@@ -11,6 +11,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "process_internal.hpp"
 #include "spindle/multiprocessing.hpp"
@@ -48,10 +49,16 @@ int reap(int pid) {
   return status;
 }
 
-// Calls this short run many to a worker at once; longer ones one at a time, so a slow call
-// does not hold back calls another worker could run.
-constexpr std::size_t deep_queue = 64;
-constexpr double short_call_us = 1000;
+// How many calls a worker holds (running and queued) is sized from how long its calls run:
+// enough to keep it busy for `refill_us`, the time the pool takes to send more once a result
+// is in, and never fewer than two, so a worker does not wait for its next call. Calls of a
+// function not yet timed go two at a time; calls that run `long_call_us` or more one at a
+// time, so none waits behind another for long while a worker idles.
+constexpr std::size_t max_queue = 64;
+constexpr double refill_us = 2'000;
+constexpr double long_call_us = 20'000;
+// Waiting for a call that runs this long, a thread sleeps at once rather than spin first.
+constexpr double long_wait_us = 1'000;
 
 }  // namespace
 
@@ -63,6 +70,7 @@ struct Worker {
   std::deque<std::unique_ptr<PendingCall>> in_flight;
   std::size_t sent = 0;
   bool retiring = false;  // reached max_tasks_per_child: gets no more calls
+  // When the worker last started on a call or finished one (a result came in).
   Clock::time_point last_event{};
 };
 
@@ -83,14 +91,21 @@ class WorkerPoolCore {
   // Queues calls[0, count) (all, or none when it throws; taken ones are left empty) and
   // writes what the sockets take.
   void submit(std::unique_ptr<PendingCall>* calls, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+      calls[i]->target_hash =
+          std::hash<std::string_view>{}(detail::call_target(calls[i]->call.bytes));
+    }
     std::unique_lock lock(mutex_);
     if (shutdown_) {
       throw std::logic_error("cannot schedule new calls after shutdown (" + options_.kind + ")");
     }
     if (broken_) throw BrokenProcessPool(*broken_);
     if (!started_) start_locked();
-    for (std::size_t i = 0; i < count; ++i)
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto timed = call_us_.find(calls[i]->target_hash);
+      if (timed != call_us_.end() && timed->second >= long_wait_us) calls[i]->expect_long_wait();
       pending_.push_back(std::move(calls[i]));
+    }
     if (dispatch_locked()) wake_locked();
   }
 
@@ -180,18 +195,33 @@ class WorkerPoolCore {
     }
   }
 
-  std::size_t depth() const { return ema_us_ < short_call_us ? deep_queue : 1; }
+  // How many calls a worker may hold when the next is a call of `target_hash`.
+  std::size_t queue_limit(std::size_t target_hash) const {
+    const auto timed = call_us_.find(target_hash);
+    if (timed == call_us_.end()) return 2;
+    const double microseconds = timed->second;
+    if (microseconds >= long_call_us) return 1;
+    if (microseconds * static_cast<double>(max_queue) <= refill_us) return max_queue;
+    return std::max<std::size_t>(2, 1 + static_cast<std::size_t>(refill_us / microseconds));
+  }
 
   // Hands pending calls to workers with room and writes what the sockets take. True when
   // some bytes wait for room (the collector must watch for it).
   bool dispatch_locked() {
-    const std::size_t limit = depth();
     while (!pending_.empty()) {
+      const std::size_t limit = queue_limit(pending_.front()->target_hash);
+      // The worker with the fewest calls. Of idle ones, the one idle the shortest (it may
+      // still be looking for work rather than asleep); of busy ones, the one on its current
+      // call the longest (likely the first to be free).
       Worker* best = nullptr;
       for (auto& worker : workers_) {
         if (worker->retiring || worker->in_flight.size() >= limit) continue;
-        if (best == nullptr || worker->in_flight.size() < best->in_flight.size())
+        if (best == nullptr || worker->in_flight.size() < best->in_flight.size() ||
+            (worker->in_flight.size() == best->in_flight.size() &&
+             (worker->in_flight.empty() ? worker->last_event > best->last_event
+                                        : worker->last_event < best->last_event))) {
           best = worker.get();
+        }
       }
       if (best == nullptr) break;
       std::unique_ptr<PendingCall> call = std::move(pending_.front());
@@ -303,8 +333,16 @@ class WorkerPoolCore {
       alive = worker.reader->fill(false);
       Message message;
       while (worker.reader->pop(message)) {
-        if (!message.bytes.empty() &&
-            message.bytes[0] == static_cast<char>(detail::ResultStatus::initializer_failed)) {
+        if (message.bytes.size() < detail::call_time_size + 1) {
+          throw detail::CorruptMessage("corrupt frame: a worker of the " + options_.kind +
+                                       " sent a result of " + std::to_string(message.bytes.size()) +
+                                       " bytes");
+        }
+        std::uint64_t nanoseconds = 0;
+        const std::size_t result_size = message.bytes.size() - detail::call_time_size;
+        std::memcpy(&nanoseconds, message.bytes.data() + result_size, sizeof nanoseconds);
+        message.bytes.resize(result_size);
+        if (message.bytes[0] == static_cast<char>(detail::ResultStatus::initializer_failed)) {
           detail::Decoder in(std::string_view(message.bytes).substr(1));
           const detail::ExceptionRecord record = detail::read_exception(in);
           break_locked("a worker process of the " + options_.kind +
@@ -316,11 +354,11 @@ class WorkerPoolCore {
           throw detail::CorruptMessage("corrupt frame: a worker of the " + options_.kind +
                                        " sent a result nobody asked for");
         }
-        const auto now = Clock::now();
-        const double took =
-            std::chrono::duration<double, std::micro>(now - worker.last_event).count();
-        worker.last_event = now;
-        ema_us_ = ema_us_ * 0.8 + took * 0.2;
+        worker.last_event = Clock::now();
+        const double took = static_cast<double>(nanoseconds) / 1000;
+        const auto [timed, first] =
+            call_us_.try_emplace(worker.in_flight.front()->target_hash, took);
+        if (!first) timed->second = timed->second * 0.8 + took * 0.2;
         trace_call(worker, *worker.in_flight.front());
         completions.emplace_back(std::move(worker.in_flight.front()), std::move(message));
         worker.in_flight.pop_front();
@@ -419,7 +457,9 @@ class WorkerPoolCore {
   std::optional<std::string> broken_;
   int wake_fd_ = -1;
   int worker_counter_ = 0;
-  double ema_us_ = 0;
+  // Per function (PendingCall::target_hash): an exponential average of how long one call
+  // runs in a worker, in microseconds.
+  std::unordered_map<std::size_t, double> call_us_;
   std::thread collector_;
 };
 

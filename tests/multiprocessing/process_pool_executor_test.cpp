@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "spindle/multiprocessing.hpp"
@@ -75,6 +76,15 @@ int block_until_told(mp::Connection<int> connection) {
   return connection.recv();
 }
 
+// One function for three roles, so the pool times them as one: 0 runs for 25 ms, 1 waits for
+// a value on `connection`, 2 sends one on it.
+int long_step(mp::Connection<int> connection, int role) {
+  if (role == 0) std::this_thread::sleep_for(25ms);
+  if (role == 1) return connection.recv();
+  if (role == 2) connection.send(role);
+  return role;
+}
+
 // Writes garbage into every socket this worker holds: its stream to the parent goes out of step.
 int corrupt_own_stream() {
   for (int fd = 3; fd < 1024; ++fd) {
@@ -127,6 +137,23 @@ TEST(ProcessPoolExecutor, AResultArrivesWhileTheNextQueuedCallStillRuns) {
   EXPECT_FALSE(last.done());
   release_last.send(2);
   EXPECT_EQ(last.result(30s), 2);
+}
+
+// Once a function's calls are known to run long, a worker holds one at a time: the third call
+// waits in the parent for the first worker free, not behind a call that may run for long (here
+// for ever, unless the third call runs).
+TEST(ProcessPoolExecutor, CallsKnownToRunLongGoToAWorkerOneAtATime) {
+  mp::ProcessPoolExecutor pool({.max_workers = 2});
+  auto [unused_mine, unused_theirs] = mp::Pipe<int>();
+  EXPECT_EQ(pool.submit(long_step, std::move(unused_theirs), 0).result(30s), 0);
+  auto [teller, waiter] = mp::Pipe<int>();
+  auto [other_mine, other_theirs] = mp::Pipe<int>();
+  auto waiting = pool.submit(long_step, std::move(waiter), 1);
+  auto running = pool.submit(long_step, std::move(other_theirs), 0);
+  auto telling = pool.submit(long_step, std::move(teller), 2);
+  EXPECT_EQ(running.result(30s), 0);
+  EXPECT_EQ(telling.result(30s), 2);
+  EXPECT_EQ(waiting.result(30s), 2);
 }
 
 TEST(ProcessPoolExecutor, ThroughExecutorReferenceShipsPlainFunctions) {

@@ -197,3 +197,26 @@ TEST(Serialization, NonStandardThrownValueBecomesRemoteError) {
     EXPECT_EQ(e.type_name(), "int");
   }
 }
+
+namespace {
+int triple(int x) {
+  return 3 * x;
+}
+int negate(int x) {
+  return -x;
+}
+}  // namespace
+
+TEST(Serialization, CallTargetNamesTheFunctionNotTheArguments) {
+  const detail::Message one = detail::encode_call<true>(triple, 1);
+  const detail::Message two = detail::encode_call<true>(triple, 2);
+  const detail::Message other = detail::encode_call<true>(negate, 1);
+  const std::string_view target = detail::call_target(one.bytes);
+  EXPECT_EQ(target.size(), one.bytes.size() - sizeof(int));
+  EXPECT_EQ(target, detail::call_target(two.bytes));
+  EXPECT_NE(target, detail::call_target(other.bytes));
+  // Too short to name a function: the whole message stands for itself.
+  const std::string_view truncated = std::string_view(one.bytes).substr(0, 12);
+  EXPECT_EQ(detail::call_target(truncated), truncated);
+  EXPECT_EQ(detail::call_target(""), "");
+}

@@ -145,6 +145,11 @@ class FutureCore {
   }
   void mark_retrieved() const noexcept { retrieved_.store(true, std::memory_order_relaxed); }
 
+  // A hint from the executor that the result is far off (its calls of this kind run for a
+  // millisecond or more): a waiter then sleeps at once instead of spinning first, which on a
+  // busy machine would only take the CPU from the work it waits for. Any thread.
+  void expect_long_wait() noexcept { long_wait_.store(true, std::memory_order_relaxed); }
+
   // True when the caller holds the only reference, no callback is registered and the future
   // is still pending: nobody can see this future's state change any more (no handle is left
   // to copy, cancel or wait with), so a task may run without recording it.
@@ -168,6 +173,7 @@ class FutureCore {
   std::atomic<CallbackNode*> callbacks_{nullptr};
   std::exception_ptr error_;
   mutable std::atomic<bool> retrieved_{false};
+  std::atomic<bool> long_wait_{false};  // in retrieved_'s padding: no larger
 };
 
 // An owning pointer to a FutureCore (intrusive count).

@@ -31,6 +31,11 @@ std::uintptr_t resolve_function(const FunctionRef& ref);
 void write_function_ref(Encoder& out, const FunctionRef& ref);
 FunctionRef read_function_ref(Decoder& in);
 
+// The leading bytes of a call message that name what it runs (its thunk and target, as
+// written by write_call_header or encode_chunk); all of `call` when it is too short to hold
+// them. Calls of one function share these bytes.
+std::string_view call_target(std::string_view call) noexcept;
+
 // Decodes the arguments of a call from `in`, runs it, writes its result to `out`.
 using Thunk = void (*)(std::uintptr_t target, Decoder& in, Encoder& out);
 
