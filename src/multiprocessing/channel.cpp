@@ -285,12 +285,12 @@ bool FrameReader::pop(Message& out) {
   return true;
 }
 
-bool FrameReader::start_large_frame() {
+void FrameReader::start_large_frame() {
   const std::size_t available = end_ - begin_;
-  if (available < frame_header_size) return false;
+  if (available < frame_header_size) return;
   const Header header = parse_header(buffer_.get() + begin_);
   const std::size_t have = available - frame_header_size;
-  if (header.length < large_frame || have >= header.length) return false;
+  if (header.length < large_frame || have >= header.length) return;
   large_.emplace();
   large_->bytes = recycled_buffer(header.length);
   large_->bytes.resize(header.length);
@@ -298,7 +298,6 @@ bool FrameReader::start_large_frame() {
   large_filled_ = have;
   large_fds_ = header.fds;
   begin_ = end_ = 0;
-  return true;
 }
 
 void FrameReader::make_room(std::size_t want) {

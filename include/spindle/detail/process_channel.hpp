@@ -53,8 +53,9 @@ class FrameReader {
   bool buffered() const { return begin_ < end_ || large_.has_value(); }
 
  private:
-  // Moves a large frame whose header is buffered into large_; true if it did.
-  bool start_large_frame();
+  // Moves a large frame whose header is buffered into large_ (a frame whose payload is not
+  // all buffered yet: the rest is then read straight into it).
+  void start_large_frame();
   // Room for `want` bytes after end_ (moving the buffered bytes to the front first).
   void make_room(std::size_t want);
 
