@@ -449,6 +449,8 @@ struct MapGather {
     std::vector<R> storage;
     std::vector<std::vector<R>> storage_parts;
     if constexpr (in_place) {
+      storage.reserve(size);
+      detail::advise_huge_pages(storage.data(), size * sizeof(R));
       storage.resize(size);
     } else {
       storage_parts.resize(chunks);

@@ -1,6 +1,7 @@
 #include "spindle/detail/serialization.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <functional>
@@ -108,6 +109,16 @@ void recycle_buffer(std::string buffer) noexcept {
     pool.buffers.push_back(std::move(buffer));
   } catch (const std::bad_alloc&) {  // not kept, then
   }
+}
+
+void advise_huge_pages(void* data, std::size_t size) noexcept {
+  constexpr std::uintptr_t huge_page = std::uintptr_t{2} << 20;
+  const auto begin = reinterpret_cast<std::uintptr_t>(data);
+  const std::uintptr_t first = (begin + huge_page - 1) & ~(huge_page - 1);
+  const std::uintptr_t last = (begin + size) & ~(huge_page - 1);
+  if (last <= first) return;
+  // Only a hint: when huge pages are off or none is free, the pages are small as before.
+  ::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
 }
 
 void Message::close_fds() noexcept {

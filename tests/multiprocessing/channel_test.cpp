@@ -3,10 +3,15 @@
 // riding with their frame, and a corrupt header reported.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -203,4 +208,59 @@ TEST(RecycledBuffer, ManyThreadsTakeAndGiveBack) {
   for (auto& thread : threads)
     thread.join();
   EXPECT_GE(detail::recycled_buffer(20000).capacity(), 20000u);
+}
+
+namespace {
+// The VmFlags line of the mapping in /proc/self/smaps that holds `address`.
+std::string vm_flags_of(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto where = reinterpret_cast<std::uintptr_t>(address);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    std::uintptr_t begin = 0;
+    std::uintptr_t end = 0;
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR, &begin, &end) == 2 &&
+        line.find(':') > line.find('-')) {
+      inside = begin <= where && where < end;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return {};
+}
+}  // namespace
+
+// A private anonymous mapping of `size` bytes, unmapped at the end of the scope.
+struct Mapping {
+  explicit Mapping(std::size_t size)
+      : size(size),
+        data(::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) {}
+  ~Mapping() {
+    if (data != MAP_FAILED) ::munmap(data, size);
+  }
+  std::size_t size;
+  void* data;
+};
+
+TEST(HugePages, TheAlignedPartOfALargeRangeIsMarkedForHugePages) {
+  if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled")) {
+    GTEST_SKIP() << "this kernel has no transparent huge pages";
+  }
+  const Mapping mapping(std::size_t{8} << 20);
+  ASSERT_NE(mapping.data, MAP_FAILED);
+  detail::advise_huge_pages(mapping.data, mapping.size);
+  constexpr std::uintptr_t huge_page = std::uintptr_t{2} << 20;
+  const auto begin = reinterpret_cast<std::uintptr_t>(mapping.data);
+  const std::uintptr_t aligned = (begin + huge_page - 1) & ~(huge_page - 1);
+  EXPECT_NE(vm_flags_of(reinterpret_cast<const void*>(aligned)).find(" hg"), std::string::npos);
+  auto* bytes = static_cast<char*>(mapping.data);
+  bytes[mapping.size - 1] = 'x';  // still ordinary memory to its owner
+  EXPECT_EQ(bytes[mapping.size - 1], 'x');
+}
+
+TEST(HugePages, ARangeWithoutAnAlignedHugePageIsLeftAlone) {
+  const Mapping mapping(std::size_t{64} << 10);
+  ASSERT_NE(mapping.data, MAP_FAILED);
+  detail::advise_huge_pages(mapping.data, mapping.size);
+  EXPECT_EQ(vm_flags_of(mapping.data).find(" hg"), std::string::npos);
 }
