@@ -579,6 +579,9 @@ class WorkerPool {
   // Kills the workers now; calls not finished fail with BrokenProcessPool. Blocks until the
   // workers are gone.
   void terminate();
+  // Copies the borrowed bytes (detail::Message::borrowed) of every call not yet written to
+  // a worker, so that their owner may free them. Blocks on the pool's lock only.
+  void own_borrowed();
   std::size_t workers() const noexcept { return workers_; }
 
  private:
@@ -671,6 +674,28 @@ template <class F, class E, bool star>
 void chunk_thunk(std::uintptr_t address, Decoder& in, Encoder& out) {
   auto target = target_from<F>(address);
   using R = typename MapResult<F, E, star>::type;
+  if constexpr (raw_copyable_v<E> && !std::is_same_v<E, bool> && raw_copyable_v<R> &&
+                !std::is_same_v<R, bool> && !std::is_same_v<R, std::monostate>) {
+    // Raw elements in, raw results out: read in place, and write each result where
+    // write(std::vector<R>) would put it (a size, then the elements), with no vector between.
+    const std::size_t count = in.size(sizeof(E));
+    const char* bytes = in.view(count * sizeof(E));
+    out.size(count);
+    char* place = out.extend(count * sizeof(R));
+    for (std::size_t i = 0; i < count; ++i) {
+      E item;
+      std::memcpy(&item, bytes + i * sizeof(E), sizeof(E));
+      const R result = [&]() -> R {
+        if constexpr (star) {
+          return std::apply(target, item);
+        } else {
+          return std::invoke(target, item);
+        }
+      }();
+      std::memcpy(place + i * sizeof(R), &result, sizeof(R));
+    }
+    return;
+  }
   std::vector<R> results;
   auto run = [&](E& item) {
     auto call = [&]() -> decltype(auto) {
@@ -739,13 +764,22 @@ constexpr bool check_mappable() {
   return true;
 }
 
-// One chunk of a map as a call message.
+// Whether a chunk of [first, last) can borrow its elements' bytes (Message::borrowed).
+template <class E, class It>
+inline constexpr bool borrowable_chunk_v =
+    std::contiguous_iterator<It>&& std::is_same_v<std::iter_value_t<It>, E>&& raw_copyable_v<E>;
+
+// One chunk of a map as a call message. With `borrow`, elements that are raw bytes in a
+// contiguous range are not copied: the message borrows them (the caller keeps the range
+// alive until the chunk is written, see WorkerPool::own_borrowed).
 template <class F, class E, bool star, class It>
-Message encode_chunk(const F& target, It first, It last) {
+Message encode_chunk(const F& target, It first, It last, bool borrow) {
   Message message;
-  if constexpr (std::contiguous_iterator<It> && raw_copyable_v<E>) {
-    message.bytes =
-        recycled_buffer(static_cast<std::size_t>(std::distance(first, last)) * sizeof(E) + 256);
+  if constexpr (borrowable_chunk_v<E, It>) {
+    if (!borrow) {
+      message.bytes =
+          recycled_buffer(static_cast<std::size_t>(std::distance(first, last)) * sizeof(E) + 256);
+    }
   }
   Encoder out(message);
   static const FunctionRef thunk =
@@ -757,10 +791,13 @@ Message encode_chunk(const F& target, It first, It last) {
     write_function_ref(out, FunctionRef{});
   }
   const auto count = static_cast<std::size_t>(std::distance(first, last));
-  if constexpr (std::contiguous_iterator<It> && std::is_same_v<std::iter_value_t<It>, E> &&
-                raw_copyable_v<E>) {
+  if constexpr (borrowable_chunk_v<E, It>) {
     out.size(count);  // what write(std::vector<E>) writes, without the copy
-    out.raw(std::to_address(first), count * sizeof(E));
+    if (borrow) {
+      message.borrowed = {reinterpret_cast<const char*>(std::to_address(first)), count * sizeof(E)};
+    } else {
+      out.raw(std::to_address(first), count * sizeof(E));
+    }
   } else {
     std::vector<E> items;
     items.reserve(count);
@@ -786,16 +823,18 @@ inline std::size_t automatic_chunksize(std::size_t items, std::size_t workers,
 
 // Splits `items` into chunks and calls on_chunk(call message, first element's index, element
 // count, total element count) for each, in order; nothing for no elements. The total is known
-// before the first chunk: a range that is only an input range is copied first.
+// before the first chunk: a range that is only an input range is copied first. With
+// `borrow`, messages may borrow the bytes of `items` (see encode_chunk).
 template <bool star, class F, class Range, class OnChunk>
 void for_each_chunk(std::size_t workers, const F& function, Range& items,
-                    std::optional<std::size_t> chunksize, bool automatic, OnChunk&& on_chunk) {
+                    std::optional<std::size_t> chunksize, bool automatic, bool borrow,
+                    OnChunk&& on_chunk) {
   using Target = std::decay_t<F>;
   using E = typename ElementOf<Target, std::ranges::range_value_t<Range>, star>::type;
   static_assert(check_mappable<Target, E, star>());
   if (chunksize && *chunksize == 0) throw std::invalid_argument("chunksize must be >= 1");
   const Target target = function;
-  auto run = [&](auto first, auto last) {
+  auto run = [&](auto first, auto last, bool borrow_items) {
     const std::size_t size = static_cast<std::size_t>(std::distance(first, last));
     const std::size_t step =
         chunksize ? *chunksize : (automatic ? automatic_chunksize(size, workers, sizeof(E)) : 1);
@@ -803,17 +842,18 @@ void for_each_chunk(std::size_t workers, const F& function, Range& items,
     while (first != last) {
       const std::size_t count = std::min(step, size - offset);
       auto stop = std::next(first, static_cast<std::ptrdiff_t>(count));
-      on_chunk(encode_chunk<Target, E, star>(target, first, stop), offset, count, size);
+      on_chunk(encode_chunk<Target, E, star>(target, first, stop, borrow_items), offset, count,
+               size);
       offset += count;
       first = stop;
     }
   };
   if constexpr (std::ranges::forward_range<Range>) {
-    run(std::ranges::begin(items), std::ranges::end(items));
+    run(std::ranges::begin(items), std::ranges::end(items), borrow);
   } else {
     std::vector<std::ranges::range_value_t<Range>> copy(std::ranges::begin(items),
                                                         std::ranges::end(items));
-    run(copy.begin(), copy.end());
+    run(copy.begin(), copy.end(), false);  // the copy is gone when this returns
   }
 }
 
@@ -830,7 +870,7 @@ auto submit_chunks(Submit&& submit, std::size_t workers, const F& function, Rang
   using R = ChunkResult<star, F, Range>;
   std::vector<futures::Future<std::vector<R>>> chunks;
   for_each_chunk<star>(
-      workers, function, items, chunksize, automatic,
+      workers, function, items, chunksize, automatic, false,
       [&](Message call, std::size_t, std::size_t, std::size_t) {
         auto pending = std::make_unique<internal::FutureCall<std::vector<R>>>(std::move(call));
         chunks.push_back(pending->future);
@@ -840,10 +880,11 @@ auto submit_chunks(Submit&& submit, std::size_t workers, const F& function, Rang
 }
 
 // Submits `items` in chunks whose results are gathered into one vector (Pool.map). Chunks
-// are handed to the pool a few at a time: one lock and one write for several of them.
+// are handed to the pool a few at a time: one lock and one write for several of them. With
+// `borrow`, chunks may borrow the bytes of `items` (see encode_chunk).
 template <bool star, class F, class Range, class SubmitMany>
 auto submit_map(SubmitMany&& submit_many, std::size_t workers, const F& function, Range& items,
-                std::optional<std::size_t> chunksize) {
+                std::optional<std::size_t> chunksize, bool borrow) {
   using R = ChunkResult<star, F, Range>;
   constexpr std::size_t chunks_per_submit = 4;
   auto gather = std::make_shared<internal::MapGather<R>>();
@@ -865,7 +906,7 @@ auto submit_map(SubmitMany&& submit_many, std::size_t workers, const F& function
   };
   std::size_t index = 0;
   std::size_t total = 0;
-  for_each_chunk<star>(workers, function, items, chunksize, true,
+  for_each_chunk<star>(workers, function, items, chunksize, true, borrow,
                        [&](Message call, std::size_t offset, std::size_t count, std::size_t size) {
                          if (offset == 0) {
                            total = size;
@@ -1008,9 +1049,7 @@ class Pool {
   // "Pool not running").
   template <class F, std::ranges::input_range Range>
   auto map(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
-    auto gather = submit_map<false>(function, items, chunksize);
-    gather->done.result();
-    return gather->take();
+    return map_blocking<false>(function, items, chunksize);
   }
   // As map(), not blocking: an AsyncResult for the vector of results.
   template <class F, std::ranges::input_range Range>
@@ -1020,9 +1059,7 @@ class Pool {
   // function(a, b, ...) for every tuple (a, b, ...) in `items`, as map().
   template <class F, std::ranges::input_range Range>
   auto starmap(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
-    auto gather = submit_map<true>(function, items, chunksize);
-    gather->done.result();
-    return gather->take();
+    return map_blocking<true>(function, items, chunksize);
   }
   template <class F, std::ranges::input_range Range>
   auto starmap_async(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
@@ -1091,10 +1128,26 @@ class Pool {
   }
 
   template <bool star, class F, class Range>
-  auto submit_map(const F& function, Range& items, std::optional<std::size_t> chunksize) {
+  auto submit_map(const F& function, Range& items, std::optional<std::size_t> chunksize,
+                  bool borrow = false) {
     return detail::submit_map<star>(
         [this](std::vector<std::unique_ptr<internal::PendingCall>>& calls) { submit(calls); },
-        processes(), function, items, chunksize);
+        processes(), function, items, chunksize, borrow);
+  }
+
+  // map and starmap. The caller's elements outlive this call, so chunks send them straight
+  // from `items` (no copy). Success means every chunk was written and ran; on any other way
+  // out, the pool first copies whatever it has not written yet.
+  template <bool star, class F, class Range>
+  auto map_blocking(const F& function, Range& items, std::optional<std::size_t> chunksize) {
+    try {
+      auto gather = submit_map<star>(function, items, chunksize, true);
+      gather->done.result();
+      return gather->take();
+    } catch (...) {
+      pool_.own_borrowed();
+      throw;
+    }
   }
 
   // An AsyncResult for a map's gathered results.

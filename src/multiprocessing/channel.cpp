@@ -153,14 +153,16 @@ void set_nonblocking(int fd) {
 }
 
 void send_frame(int fd, const Message& message) {
-  std::string header = make_header(message.bytes.size(), message.fds.size());
-  iovec iov[2] = {{header.data(), header.size()},
-                  {const_cast<char*>(message.bytes.data()), message.bytes.size()}};
+  std::string header = make_header(message.size(), message.fds.size());
+  constexpr std::size_t parts = 3;
+  iovec iov[parts] = {{header.data(), header.size()},
+                      {const_cast<char*>(message.bytes.data()), message.bytes.size()},
+                      {const_cast<char*>(message.borrowed.data()), message.borrowed.size()}};
   std::size_t first = 0;
   bool fds_sent = message.fds.empty();
-  while (first < 2) {
+  while (first < parts) {
     const ssize_t written =
-        send_with_fds(fd, iov + first, 2 - first, fds_sent ? nullptr : message.fds.data(),
+        send_with_fds(fd, iov + first, parts - first, fds_sent ? nullptr : message.fds.data(),
                       fds_sent ? 0 : message.fds.size(), 0);
     if (written < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -171,11 +173,11 @@ void send_frame(int fd, const Message& message) {
     }
     fds_sent = true;
     auto left = static_cast<std::size_t>(written);
-    while (first < 2 && left >= iov[first].iov_len) {
+    while (first < parts && left >= iov[first].iov_len) {
       left -= iov[first].iov_len;
       ++first;
     }
-    if (first < 2) {
+    if (first < parts) {
       iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
       iov[first].iov_len -= left;
     }
@@ -358,17 +360,41 @@ FrameWriter::~FrameWriter() {
   }
 }
 
-void FrameWriter::push(Message&& message) {
+FrameWriter::Chunk& FrameWriter::add(std::size_t length, std::size_t fds) {
+  const std::string header = make_header(length, fds);
   Chunk& chunk = chunks_.emplace_back();
+  std::memcpy(chunk.header, header.data(), frame_header_size);
+  return chunk;
+}
+
+void FrameWriter::push(Message&& message) {
+  Chunk& chunk = add(message.size(), message.fds.size());
+  chunk.payload = std::move(message.bytes);
+  chunk.borrowed[0] = std::exchange(message.borrowed, {});
+  chunk.fds = std::exchange(message.fds, {});
+}
+
+void FrameWriter::push_view(const Message& message, std::vector<int> fds) {
+  Chunk* chunk = nullptr;
   try {
-    const std::string header = make_header(message.bytes.size(), message.fds.size());
-    std::memcpy(chunk.header, header.data(), frame_header_size);
+    chunk = &add(message.size(), fds.size());
   } catch (...) {
-    chunks_.pop_back();
+    for (int fd : fds)
+      close_fd(fd);
     throw;
   }
-  chunk.payload = std::move(message.bytes);
-  chunk.fds = std::exchange(message.fds, {});
+  chunk->borrowed[0] = message.bytes;
+  chunk->borrowed[1] = message.borrowed;
+  chunk->fds = std::move(fds);
+}
+
+void FrameWriter::own_borrowed() {
+  for (Chunk& chunk : chunks_) {
+    for (std::string_view& piece : chunk.borrowed) {
+      chunk.payload.append(piece);
+      piece = {};
+    }
+  }
 }
 
 bool FrameWriter::flush(int fd) {
@@ -379,16 +405,22 @@ bool FrameWriter::flush(int fd) {
     std::size_t count = 0;
     const Chunk& first = chunks_.front();
     const bool with_fds = first.sent == 0 && !first.fds.empty();
-    for (auto it = chunks_.begin(); it != chunks_.end() && count + 2 <= max_iov; ++it) {
+    for (auto it = chunks_.begin(); it != chunks_.end() && count + 4 <= max_iov; ++it) {
       if (it != chunks_.begin() && !it->fds.empty()) break;
-      if (it->sent < frame_header_size) {
-        iov[count++] = {const_cast<char*>(it->header) + it->sent, frame_header_size - it->sent};
-      }
-      const std::size_t payload_sent =
-          it->sent > frame_header_size ? it->sent - frame_header_size : 0;
-      if (payload_sent < it->payload.size()) {
-        iov[count++] = {it->payload.data() + payload_sent, it->payload.size() - payload_sent};
-      }
+      // The parts of the frame, from where the last write stopped.
+      std::size_t skip = it->sent;
+      auto part = [&](const char* data, std::size_t size) {
+        if (skip >= size) {
+          skip -= size;
+          return;
+        }
+        iov[count++] = {const_cast<char*>(data) + skip, size - skip};
+        skip = 0;
+      };
+      part(it->header, frame_header_size);
+      part(it->payload.data(), it->payload.size());
+      for (const std::string_view piece : it->borrowed)
+        part(piece.data(), piece.size());
     }
     const ssize_t written = send_with_fds(fd, iov, count, with_fds ? first.fds.data() : nullptr,
                                           with_fds ? first.fds.size() : 0, MSG_DONTWAIT);
@@ -404,7 +436,7 @@ bool FrameWriter::flush(int fd) {
     auto left = static_cast<std::size_t>(written);
     while (!chunks_.empty()) {
       Chunk& chunk = chunks_.front();
-      const std::size_t rest = frame_header_size + chunk.payload.size() - chunk.sent;
+      const std::size_t rest = chunk.size() - chunk.sent;
       if (left < rest) {
         chunk.sent += left;
         break;

@@ -23,14 +23,27 @@ namespace {
 using detail::Message;
 using Clock = std::chrono::steady_clock;
 
+std::vector<int> copy_fds(const std::vector<int>& fds) {
+  std::vector<int> copies;
+  try {
+    for (int fd : fds) {
+      const int duplicate = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (duplicate < 0) throw std::system_error(errno, std::generic_category(), "dup");
+      copies.push_back(duplicate);
+    }
+  } catch (...) {
+    for (int fd : copies)
+      detail::close_fd(fd);
+    throw;
+  }
+  return copies;
+}
+
 Message copy_message(const Message& original) {
   Message copy;
   copy.bytes = original.bytes;
-  for (int fd : original.fds) {
-    const int duplicate = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (duplicate < 0) throw std::system_error(errno, std::generic_category(), "dup");
-    copy.fds.push_back(duplicate);
-  }
+  copy.bytes.append(original.borrowed);
+  copy.fds = copy_fds(original.fds);
   return copy;
 }
 
@@ -123,6 +136,32 @@ class WorkerPoolCore {
       wake_locked();
     }
     if (wait) join_collector();
+  }
+
+  // Copies every byte that calls not yet written borrow (Message::borrowed) into the pool's
+  // own storage, so that the caller may free what they borrowed. Without memory for the
+  // copies, the pool breaks instead: nothing borrowed is written after this returns.
+  void own_borrowed() noexcept {
+    Failures failures;
+    {
+      std::lock_guard lock(mutex_);
+      try {
+        // Frames first: they may view the calls' messages, which own() may move.
+        for (auto& worker : workers_)
+          worker->writer.own_borrowed();
+        for (auto& worker : workers_) {
+          for (auto& call : worker->in_flight)
+            call->call.own();
+        }
+        for (auto& call : pending_)
+          call->call.own();
+      } catch (const std::bad_alloc&) {
+        if (!broken_) break_locked("out of memory for the calls of a map", failures);
+        wake_locked();
+      }
+    }
+    for (auto& [call, error] : failures)
+      call->fail(error);
   }
 
   void terminate() {
@@ -231,7 +270,9 @@ class WorkerPoolCore {
         call->started = true;
       }
       if (options_.on_worker_crash == OnWorkerCrash::replace_worker) {
-        best->writer.push(copy_message(call->call));  // kept, to run again elsewhere
+        // The call keeps its message, to run again elsewhere if the worker dies before it
+        // ran; the frame refers to it until written (the call stays in in_flight as long).
+        best->writer.push_view(call->call, copy_fds(call->call.fds));
       } else {
         best->writer.push(std::move(call->call));
       }
@@ -475,6 +516,10 @@ void WorkerPool::submit(std::unique_ptr<PendingCall> call) {
 void WorkerPool::submit(std::vector<std::unique_ptr<PendingCall>>& calls) {
   core_->submit(calls.data(), calls.size());
   calls.clear();
+}
+
+void WorkerPool::own_borrowed() {
+  core_->own_borrowed();
 }
 
 void WorkerPool::shutdown(bool wait, bool cancel_futures) {

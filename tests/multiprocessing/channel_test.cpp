@@ -8,10 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,6 +135,52 @@ TEST(FrameChannel, DescriptorsTravelWithTheirFrame) {
   EXPECT_EQ(frames[3].bytes, "after");
   for (int fd : {first_pipe[0], first_pipe[1], second_pipe[0], second_pipe[1]})
     ::close(fd);
+}
+
+TEST(FrameChannel, BorrowedBytesFollowTheOwnedOnesInTheirFrame) {
+  SocketPair sockets;
+  const std::string elements = pattern(200000, 'b');
+  detail::Message borrowing = message_of("head:");
+  borrowing.borrowed = elements;
+  detail::Message viewed = message_of("viewed:");
+  viewed.borrowed = "tail";
+  detail::FrameWriter writer;
+  writer.push(std::move(borrowing));
+  writer.push_view(viewed, {});
+  writer.push(message_of("after"));
+  std::thread sender([&] { writer.flush_blocking(sockets.writer); });
+  detail::FrameReader reader(sockets.reader);
+  const auto frames = read_frames(reader, 3);
+  sender.join();
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_EQ(frames[0].bytes, "head:" + elements);
+  EXPECT_EQ(frames[1].bytes, "viewed:tail");
+  EXPECT_EQ(frames[2].bytes, "after");
+  EXPECT_EQ(viewed.bytes, "viewed:");  // push_view left it alone
+}
+
+TEST(FrameChannel, OwnedBorrowedBytesAreSentAsTheyWereAfterTheOwnerChangesThem) {
+  SocketPair sockets;
+  const std::string original = pattern(4 << 20, 'o');
+  auto elements = std::make_unique<std::string>(original);
+  detail::Message borrowing = message_of("head:");
+  borrowing.borrowed = *elements;
+  detail::Message viewed = message_of(pattern(100000, 'v'));
+  detail::FrameWriter writer;
+  writer.push(std::move(borrowing));
+  writer.push_view(viewed, {});
+  ASSERT_FALSE(writer.flush(sockets.writer));  // the socket took only part of the first frame
+  writer.own_borrowed();
+  std::fill(elements->begin(), elements->end(), 'X');
+  elements.reset();
+  viewed.bytes.assign(100000, 'Y');
+  std::thread sender([&] { writer.flush_blocking(sockets.writer); });
+  detail::FrameReader reader(sockets.reader);
+  const auto frames = read_frames(reader, 2);
+  sender.join();
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_TRUE(frames[0].bytes == "head:" + original);
+  EXPECT_TRUE(frames[1].bytes == pattern(100000, 'v'));
 }
 
 TEST(FrameChannel, NonBlockingFillWithNothingToReadReturnsTrue) {

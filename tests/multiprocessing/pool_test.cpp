@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <list>
+#include <memory>
 #include <numeric>
 #include <set>
 #include <string>
@@ -51,6 +53,22 @@ bool is_even(int x) {
 std::string same_size_of_r(const std::string& text) {
   return std::string(text.size(), 'r');
 }
+int abort_on_minus_two_throw_on_minus_one(int x) {
+  if (x == -2) std::abort();
+  if (x == -1) throw std::domain_error("minus one");
+  return x;
+}
+struct Point {
+  int x;
+  double y;
+};
+struct Scaled {
+  double value;
+  char tag;
+};
+Scaled scale(Point point) {
+  return {point.x * point.y, point.x % 2 == 0 ? 'e' : 'o'};
+}
 
 }  // namespace
 
@@ -95,6 +113,33 @@ TEST(Pool, MapOfLargeElementsAndResults) {
   ASSERT_EQ(results.size(), inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i)
     EXPECT_EQ(results[i], std::string(inputs[i].size(), 'r'));
+}
+
+TEST(Pool, MapOfTriviallyCopyableStructsGivesStructs) {
+  mp::Pool pool({.processes = 2});
+  std::vector<Point> inputs;
+  for (int i = 0; i < 50000; ++i)
+    inputs.push_back({i, 0.5});
+  const std::vector<Scaled> results = pool.map(scale, inputs);
+  ASSERT_EQ(results.size(), inputs.size());
+  for (int i = 0; i < 50000; ++i) {
+    ASSERT_EQ(results[i].value, i * 0.5) << "element " << i;
+    ASSERT_EQ(results[i].tag, i % 2 == 0 ? 'e' : 'o') << "element " << i;
+  }
+}
+
+// map sends the caller's elements without copying them; when it fails, the chunks not yet
+// sent must not read them any more (here a chunk read after the change would abort the
+// worker and break the pool).
+TEST(Pool, AFailedMapNoLongerReadsTheCallersElements) {
+  mp::Pool pool({.processes = 1, .on_worker_crash = mp::break_pool});
+  constexpr std::size_t chunk = 256 * 1024;  // 1 MiB of ints: more than a socket buffer
+  auto inputs = std::make_unique<std::vector<int>>(chunk * 8, 7);
+  (*inputs)[0] = -1;
+  EXPECT_THROW(pool.map(abort_on_minus_two_throw_on_minus_one, *inputs, chunk), std::domain_error);
+  std::fill(inputs->begin(), inputs->end(), -2);
+  inputs.reset();
+  EXPECT_EQ(pool.map(plus_one, std::vector<int>{1, 2, 3}), (std::vector<int>{2, 3, 4}));
 }
 
 TEST(Pool, MapAsyncOfAFailingElementFailsTheResult) {

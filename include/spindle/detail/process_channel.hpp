@@ -77,8 +77,14 @@ class FrameWriter {
   ~FrameWriter();  // closes the descriptors of frames never sent
   FrameWriter(const FrameWriter&) = delete;
   FrameWriter& operator=(const FrameWriter&) = delete;
-  // Queues a frame (takes its payload and descriptors; the payload is not copied).
+  // Queues a frame (takes its payload and descriptors; the payload is not copied). A
+  // borrowed part must stay alive until it is written, or until own_borrowed().
   void push(Message&& message);
+  // Queues a frame of `message`'s payload without copying or taking it: `message` must stay
+  // alive and unchanged until the frame is written, or until own_borrowed(). Takes `fds`.
+  void push_view(const Message& message, std::vector<int> fds);
+  // Copies every borrowed byte not yet written into the queue's own storage.
+  void own_borrowed();
   // Writes as much as the socket takes; true when everything queued is written.
   // std::system_error when the peer is gone.
   bool flush(int fd);
@@ -87,12 +93,18 @@ class FrameWriter {
   bool empty() const { return chunks_.empty(); }
 
  private:
+  // A frame: header, then payload, then the borrowed pieces.
   struct Chunk {
     char header[frame_header_size];
     std::string payload;
+    std::string_view borrowed[2];
     std::vector<int> fds;
-    std::size_t sent = 0;  // of header and payload together
+    std::size_t sent = 0;  // of the whole frame
+    std::size_t size() const {
+      return frame_header_size + payload.size() + borrowed[0].size() + borrowed[1].size();
+    }
   };
+  Chunk& add(std::size_t length, std::size_t fds);
   std::deque<Chunk> chunks_;
 };
 

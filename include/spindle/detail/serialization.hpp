@@ -66,11 +66,14 @@ class Message {
  public:
   Message() = default;
   Message(Message&& other) noexcept
-      : bytes(std::move(other.bytes)), fds(std::exchange(other.fds, {})) {}
+      : bytes(std::move(other.bytes)),
+        borrowed(std::exchange(other.borrowed, {})),
+        fds(std::exchange(other.fds, {})) {}
   Message& operator=(Message&& other) noexcept {
     if (this != &other) {
       close_fds();
       bytes = std::move(other.bytes);
+      borrowed = std::exchange(other.borrowed, {});
       fds = std::exchange(other.fds, {});
     }
     return *this;
@@ -79,8 +82,21 @@ class Message {
   Message& operator=(const Message&) = delete;
   ~Message() { close_fds(); }
   void close_fds() noexcept;
+  // The whole payload's length: bytes, then borrowed.
+  std::size_t size() const noexcept { return bytes.size() + borrowed.size(); }
+  // Copies the borrowed bytes to the end of `bytes`: the message no longer refers to
+  // anything it does not own.
+  void own() {
+    bytes.append(borrowed);
+    borrowed = {};
+  }
 
   std::string bytes;
+  // More payload, sent after `bytes` but not owned: a blocking Pool.map's elements, straight
+  // from the caller's range. Whoever sets it keeps those bytes alive until the message is
+  // sent or dropped, or calls own() first (WorkerPool::own_borrowed). Only the sending side
+  // (FrameWriter, send_frame) reads it.
+  std::string_view borrowed;
   std::vector<int> fds;
 };
 
@@ -162,6 +178,13 @@ class Encoder {
     raw(&value, sizeof value);
   }
   Message& message() { return message_; }
+  // Appends `size` bytes (zeroed) and returns where they start, for the caller to fill in
+  // place; valid until the next write.
+  char* extend(std::size_t size) {
+    const std::size_t at = message_.bytes.size();
+    message_.bytes.resize(at + size);
+    return message_.bytes.data() + at;
+  }
 
  private:
   Message& message_;
