@@ -67,9 +67,13 @@ int reap(int pid) {
 // is in, and never fewer than two, so a worker does not wait for its next call. Calls of a
 // function not yet timed go two at a time; calls that run `long_call_us` or more one at a
 // time, so none waits behind another for long while a worker idles.
+// The last calls (no more pending than there are workers) of a function that runs
+// `tail_call_us` or more go only to idle workers: queued behind a running call, one of them
+// could keep its worker busy for a whole call longer while another worker has nothing left.
 constexpr std::size_t max_queue = 64;
 constexpr double refill_us = 2'000;
 constexpr double long_call_us = 20'000;
+constexpr double tail_call_us = 100;
 // Waiting for a call that runs this long, a thread sleeps at once rather than spin first.
 constexpr double long_wait_us = 1'000;
 
@@ -240,6 +244,7 @@ class WorkerPoolCore {
     if (timed == call_us_.end()) return 2;
     const double microseconds = timed->second;
     if (microseconds >= long_call_us) return 1;
+    if (microseconds >= tail_call_us && pending_.size() <= workers_.size()) return 1;
     if (microseconds * static_cast<double>(max_queue) <= refill_us) return max_queue;
     return std::max<std::size_t>(2, 1 + static_cast<std::size_t>(refill_us / microseconds));
   }
@@ -397,9 +402,11 @@ class WorkerPoolCore {
         }
         worker.last_event = Clock::now();
         const double took = static_cast<double>(nanoseconds) / 1000;
-        const auto [timed, first] =
-            call_us_.try_emplace(worker.in_flight.front()->target_hash, took);
+        const std::size_t target_hash = worker.in_flight.front()->target_hash;
+        const auto [timed, first] = call_us_.try_emplace(target_hash, took);
+        const bool known_long = !first && timed->second >= long_wait_us;
         if (!first) timed->second = timed->second * 0.8 + took * 0.2;
+        if (!known_long && timed->second >= long_wait_us) expect_long_waits_locked(target_hash);
         trace_call(worker, *worker.in_flight.front());
         completions.emplace_back(std::move(worker.in_flight.front()), std::move(message));
         worker.in_flight.pop_front();
@@ -411,6 +418,19 @@ class WorkerPoolCore {
       return false;
     }
     return alive;
+  }
+
+  // The calls of a function just found to run long, submitted before that was known: a
+  // thread waiting for one sleeps at once (see long_wait_us).
+  void expect_long_waits_locked(std::size_t target_hash) {
+    for (auto& call : pending_) {
+      if (call->target_hash == target_hash) call->expect_long_wait();
+    }
+    for (auto& worker : workers_) {
+      for (auto& call : worker->in_flight) {
+        if (call->target_hash == target_hash) call->expect_long_wait();
+      }
+    }
   }
 
   bool finished_locked() const {

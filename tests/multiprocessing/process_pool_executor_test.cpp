@@ -85,6 +85,19 @@ int long_step(mp::Connection<int> connection, int role) {
   return role;
 }
 
+// As long_step, with 1 ms for role 0: calls short enough to be queued two or more to a worker.
+int short_step(mp::Connection<int> connection, int role) {
+  if (role == 0) std::this_thread::sleep_for(1ms);
+  if (role == 1) return connection.recv();
+  if (role == 2) connection.send(role);
+  return role;
+}
+
+int sleep_then_return(int x) {
+  std::this_thread::sleep_for(2ms);
+  return x;
+}
+
 // Writes garbage into every socket this worker holds: its stream to the parent goes out of step.
 int corrupt_own_stream() {
   for (int fd = 3; fd < 1024; ++fd) {
@@ -154,6 +167,41 @@ TEST(ProcessPoolExecutor, CallsKnownToRunLongGoToAWorkerOneAtATime) {
   EXPECT_EQ(running.result(30s), 0);
   EXPECT_EQ(telling.result(30s), 2);
   EXPECT_EQ(waiting.result(30s), 2);
+}
+
+// The last calls wait for an idle worker rather than queue behind a running call: here the
+// last call is the one the first worker's call waits for, so queued behind it, it would
+// never run.
+TEST(ProcessPoolExecutor, TheLastCallsGoToTheFirstWorkerThatIsFree) {
+  mp::ProcessPoolExecutor pool({.max_workers = 2});
+  auto [unused_mine, unused_theirs] = mp::Pipe<int>();
+  EXPECT_EQ(pool.submit(short_step, std::move(unused_theirs), 0).result(30s), 0);
+  auto [teller, first_waiter] = mp::Pipe<int>();
+  auto [test_end, second_waiter] = mp::Pipe<int>();
+  auto first = pool.submit(short_step, std::move(first_waiter), 1);
+  auto second = pool.submit(short_step, std::move(second_waiter), 1);
+  auto telling = pool.submit(short_step, std::move(teller), 2);
+  test_end.send(5);
+  EXPECT_EQ(second.result(30s), 5);
+  EXPECT_EQ(telling.result(30s), 2);
+  EXPECT_EQ(first.result(30s), 2);
+}
+
+// A thread waiting on a call known to run long sleeps at once instead of spinning first; that
+// holds as well for calls submitted before the first of them had been timed.
+TEST(ProcessPoolExecutor, CallsSubmittedBeforeTheirFunctionWasTimedAreMarkedLongOnceItIs) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  std::vector<spindle::futures::Future<int>> futures;
+  for (int i = 0; i < 4; ++i)
+    futures.push_back(pool.submit(sleep_then_return, i));
+  EXPECT_EQ(futures[0].result(30s), 0);
+  for (int i = 1; i < 4; ++i) {
+    EXPECT_TRUE(spindle::futures::internal::state_of(futures[i])->long_wait_expected())
+        << "call " << i;
+  }
+  EXPECT_EQ(futures[3].result(30s), 3);
+  EXPECT_TRUE(spindle::futures::internal::state_of(pool.submit(sleep_then_return, 4))
+                  ->long_wait_expected());
 }
 
 TEST(ProcessPoolExecutor, ThroughExecutorReferenceShipsPlainFunctions) {

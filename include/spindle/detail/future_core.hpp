@@ -149,6 +149,7 @@ class FutureCore {
   // millisecond or more): a waiter then sleeps at once instead of spinning first, which on a
   // busy machine would only take the CPU from the work it waits for. Any thread.
   void expect_long_wait() noexcept { long_wait_.store(true, std::memory_order_relaxed); }
+  bool long_wait_expected() const noexcept { return long_wait_.load(std::memory_order_relaxed); }
 
   // True when the caller holds the only reference, no callback is registered and the future
   // is still pending: nobody can see this future's state change any more (no handle is left
