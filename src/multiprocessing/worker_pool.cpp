@@ -70,10 +70,11 @@ int reap(int pid) {
 // The last calls (no more pending than there are workers) of a function that runs
 // `tail_call_us` or more go only to idle workers: queued behind a running call, one of them
 // could keep its worker busy for a whole call longer while another worker has nothing left.
+// (For shorter calls, the wait for a worker to be idle costs about as much as it saves.)
 constexpr std::size_t max_queue = 64;
 constexpr double refill_us = 2'000;
 constexpr double long_call_us = 20'000;
-constexpr double tail_call_us = 100;
+constexpr double tail_call_us = 1'000;
 // Waiting for a call that runs this long, a thread sleeps at once rather than spin first.
 constexpr double long_wait_us = 1'000;
 

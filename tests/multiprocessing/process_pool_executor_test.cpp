@@ -85,9 +85,9 @@ int long_step(mp::Connection<int> connection, int role) {
   return role;
 }
 
-// As long_step, with 1 ms for role 0: calls short enough to be queued two or more to a worker.
+// As long_step, with 2 ms for role 0: calls short enough to be queued two to a worker.
 int short_step(mp::Connection<int> connection, int role) {
-  if (role == 0) std::this_thread::sleep_for(1ms);
+  if (role == 0) std::this_thread::sleep_for(2ms);
   if (role == 1) return connection.recv();
   if (role == 2) connection.send(role);
   return role;
