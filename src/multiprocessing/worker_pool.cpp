@@ -120,8 +120,10 @@ class WorkerPoolCore {
     if (broken_) throw BrokenProcessPool(*broken_);
     if (!started_) start_locked();
     for (std::size_t i = 0; i < count; ++i) {
-      const auto timed = call_us_.find(calls[i]->target_hash);
-      if (timed != call_us_.end() && timed->second >= long_wait_us) calls[i]->expect_long_wait();
+      const auto timed = timings_.find(calls[i]->target_hash);
+      if (timed != timings_.end() && timed->second.microseconds >= long_wait_us) {
+        calls[i]->expect_long_wait();
+      }
       pending_.push_back(std::move(calls[i]));
     }
     if (dispatch_locked()) wake_locked();
@@ -241,9 +243,9 @@ class WorkerPoolCore {
 
   // How many calls a worker may hold when the next is a call of `target_hash`.
   std::size_t queue_limit(std::size_t target_hash) const {
-    const auto timed = call_us_.find(target_hash);
-    if (timed == call_us_.end()) return 2;
-    const double microseconds = timed->second;
+    const auto timed = timings_.find(target_hash);
+    if (timed == timings_.end()) return 2;
+    const double microseconds = timed->second.microseconds;
     if (microseconds >= long_call_us) return 1;
     if (microseconds >= tail_call_us && pending_.size() <= workers_.size()) return 1;
     if (microseconds * static_cast<double>(max_queue) <= refill_us) return max_queue;
@@ -404,10 +406,13 @@ class WorkerPoolCore {
         worker.last_event = Clock::now();
         const double took = static_cast<double>(nanoseconds) / 1000;
         const std::size_t target_hash = worker.in_flight.front()->target_hash;
-        const auto [timed, first] = call_us_.try_emplace(target_hash, took);
-        const bool known_long = !first && timed->second >= long_wait_us;
-        if (!first) timed->second = timed->second * 0.8 + took * 0.2;
-        if (!known_long && timed->second >= long_wait_us) expect_long_waits_locked(target_hash);
+        const auto [timed, first] = timings_.try_emplace(target_hash, Timing{took, false});
+        Timing& timing = timed->second;
+        if (!first) timing.microseconds = timing.microseconds * 0.8 + took * 0.2;
+        if (!timing.marked_long && timing.microseconds >= long_wait_us) {
+          timing.marked_long = true;  // once: later calls learn it when submitted
+          expect_long_waits_locked(target_hash);
+        }
         trace_call(worker, *worker.in_flight.front());
         completions.emplace_back(std::move(worker.in_flight.front()), std::move(message));
         worker.in_flight.pop_front();
@@ -519,9 +524,14 @@ class WorkerPoolCore {
   std::optional<std::string> broken_;
   int wake_fd_ = -1;
   int worker_counter_ = 0;
-  // Per function (PendingCall::target_hash): an exponential average of how long one call
-  // runs in a worker, in microseconds.
-  std::unordered_map<std::size_t, double> call_us_;
+  // Per function (PendingCall::target_hash): how long one call runs in a worker, as an
+  // exponential average, and whether the calls submitted before it was known to run long
+  // have been marked (expect_long_waits_locked, done once per function).
+  struct Timing {
+    double microseconds;
+    bool marked_long = false;
+  };
+  std::unordered_map<std::size_t, Timing> timings_;
   std::thread collector_;
 };
 
