@@ -142,6 +142,20 @@ TEST(Pool, AFailedMapNoLongerReadsTheCallersElements) {
   EXPECT_EQ(pool.map(plus_one, std::vector<int>{1, 2, 3}), (std::vector<int>{2, 3, 4}));
 }
 
+// A Pool replaces a crashed worker (its default): the chunk that crashed fails the map, and
+// the chunks queued behind it run again on the fresh worker, from the pool's own copy of the
+// caller's elements, which may be gone by then.
+TEST(Pool, AMapWhoseWorkerCrashesFailsAndThePoolGoesOn) {
+  mp::Pool pool({.processes = 1});
+  constexpr std::size_t chunk = 256 * 1024;
+  auto inputs = std::make_unique<std::vector<int>>(chunk * 6, 7);
+  (*inputs)[chunk] = -2;  // the second chunk aborts its worker
+  EXPECT_THROW(pool.map(abort_on_minus_two_throw_on_minus_one, *inputs, chunk),
+               mp::BrokenProcessPool);
+  inputs.reset();
+  EXPECT_EQ(pool.map(plus_one, std::vector<int>{1, 2, 3}), (std::vector<int>{2, 3, 4}));
+}
+
 TEST(Pool, MapAsyncOfAFailingElementFailsTheResult) {
   mp::Pool pool({.processes = 2});
   std::vector<int> inputs(10);
