@@ -766,8 +766,9 @@ constexpr bool check_mappable() {
 
 // Whether a chunk of [first, last) can borrow its elements' bytes (Message::borrowed).
 template <class E, class It>
-inline constexpr bool borrowable_chunk_v =
-    std::contiguous_iterator<It>&& std::is_same_v<std::iter_value_t<It>, E>&& raw_copyable_v<E>;
+inline constexpr bool borrowable_chunk_v = (std::contiguous_iterator<It> &&
+                                            std::is_same_v<std::iter_value_t<It>, E> &&
+                                            raw_copyable_v<E>);
 
 // One chunk of a map as a call message. With `borrow`, elements that are raw bytes in a
 // contiguous range are not copied: the message borrows them (the caller keeps the range
