@@ -214,7 +214,10 @@ TEST(ThreadPoolExecutor, IdleWorkersAreReusedWithFourWorkers) {
 }
 
 // Python (3.8 on) reuses an idle worker rather than start another: tasks submitted one after
-// another, each waited for, are all run by one thread.
+// another, each waited for, run on one thread. A submit may still come while the worker
+// that completed the previous future is returning from it (on a loaded machine the woken
+// caller can run first), and then a thread starts, in Python too; so the bound is a few
+// threads for 100 calls, where a pool that did not reuse workers would start all 32.
 TEST(ThreadPoolExecutor, IdleWorkerIsReusedBeforeANewOneStarts) {
   const std::size_t before = threading::active_count();
   ThreadPoolExecutor pool({.max_workers = 32});
@@ -223,8 +226,8 @@ TEST(ThreadPoolExecutor, IdleWorkerIsReusedBeforeANewOneStarts) {
     idents.insert(pool.submit([] { return threading::get_ident(); }).result());
   }
   const std::size_t started = threading::active_count() - before;
-  EXPECT_LE(idents.size(), 2u);
-  EXPECT_LE(started, 2u);
+  EXPECT_LE(idents.size(), 4u);
+  EXPECT_LE(started, 4u);
 }
 
 TEST(ThreadPoolExecutor, WorkersEndAfterShutdownWithWait) {
