@@ -1,5 +1,7 @@
 // The body of a pool worker process: runs calls in the order they arrive and sends results
 // back in the same order, each as soon as it is ready.
+#include <sched.h>
+
 #include <chrono>
 
 #include "process_internal.hpp"
@@ -51,11 +53,21 @@ Message execute(Message& task) {
   return result;
 }
 
+// Marks this process as a batch worker (SCHED_BATCH) for the scheduler, best effort. A worker
+// woken by a write from a busy caller is then not allowed to preempt that caller: otherwise
+// the first worker woken onto the caller's CPU takes a whole time slice (about 2 ms) before
+// the caller gets to wake the next worker, which idles meanwhile. See docs/design/processes.md.
+void run_as_batch_worker() {
+  sched_param no_priority{};
+  (void)::sched_setscheduler(0, SCHED_BATCH, &no_priority);
+}
+
 }  // namespace
 
 void run_pool_worker(int fd, Decoder& boot, bool forked) {
   const auto max_tasks = read_value<std::uint64_t>(boot);
   const auto has_initializer = read_value<bool>(boot);
+  run_as_batch_worker();
   FrameReader reader(fd);
   FrameWriter writer;
   auto next = [&](Message& message) {
