@@ -1036,6 +1036,7 @@ class IMapResults {
 
 // A pool of worker processes (multiprocessing.Pool). Every method is thread-safe. Functions
 // are plain functions or lambdas without captures; elements and results serializable.
+// Workers are scheduled as SCHED_BATCH (see ProcessPoolExecutor).
 class Pool {
  public:
   explicit Pool(PoolOptions options = {});
@@ -1195,6 +1196,8 @@ struct ProcessPoolOptions {
 // max_workers, and run calls in the order they were submitted. submit() and map() are
 // thread-safe and do not block (a very large argument may wait for room in a worker's pipe).
 // Futures complete on the pool's collector thread, which runs their done callbacks.
+// Workers are scheduled as SCHED_BATCH, so a worker woken with a call never preempts the
+// thread still submitting; threads a call starts in a worker inherit that policy.
 class ProcessPoolExecutor : public futures::Executor {
  public:
   explicit ProcessPoolExecutor(ProcessPoolOptions options = {});

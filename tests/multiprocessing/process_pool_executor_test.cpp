@@ -1,6 +1,7 @@
 // ProcessPoolExecutor: results, exceptions, initializers, recycling workers, and workers that
 // die mid-call (CPython's test_concurrent_futures/test_process_pool.py is the list).
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -110,6 +111,10 @@ int corrupt_own_stream() {
   return 0;
 }
 
+int scheduling_policy() {
+  return ::sched_getscheduler(0);
+}
+
 }  // namespace
 
 TEST(ProcessPoolExecutor, SubmitRunsInAnotherProcess) {
@@ -119,6 +124,12 @@ TEST(ProcessPoolExecutor, SubmitRunsInAnotherProcess) {
   EXPECT_EQ(pool.submit(greet, "ada", 2).result(), "hello ada;hello ada;");
   EXPECT_EQ(pool.submit([](int a, int b) { return a - b; }, 10, 3).result(), 7);
   EXPECT_EQ(pool.max_workers(), 2u);
+}
+
+TEST(ProcessPoolExecutor, WorkersRunAsBatchTasksAndTheCallerKeepsItsPolicy) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  EXPECT_EQ(pool.submit(scheduling_policy).result(), SCHED_BATCH);
+  EXPECT_EQ(scheduling_policy(), SCHED_OTHER);
 }
 
 TEST(ProcessPoolExecutor, ManyCallsAllComplete) {
