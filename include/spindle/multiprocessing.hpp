@@ -95,6 +95,18 @@ class ConnectionCore {
 
   void send(const detail::Message& message);
   detail::Message recv();
+  // recv() of a string or vector of raw elements, straight into `value`. EOFError at end of
+  // stream.
+  template <class T>
+  requires detail::contiguous_raw_v<T>
+  void recv_into(T& value) {
+    const auto make_room = [](void* context, std::size_t count) {
+      T& target = *static_cast<T*>(context);
+      target.resize(count);
+      return reinterpret_cast<char*>(target.data());
+    };
+    recv_counted(sizeof(typename T::value_type), make_room, &value);
+  }
   bool poll(const spindle::detail::Clock::time_point* deadline);
   void close() noexcept;
   bool closed() const noexcept { return fd_ < 0; }
@@ -107,6 +119,8 @@ class ConnectionCore {
   void load(cereal::BinaryInputArchive& archive);
 
  private:
+  void recv_counted(std::size_t element_size, char* (*make_room)(void*, std::size_t),
+                    void* context);
   int fd_ = -1;
   bool readable_ = false;
   bool writable_ = false;
@@ -131,15 +145,29 @@ class Connection {
   void send(const T& value) {
     check_open("send");
     if (!core_.writable()) throw std::logic_error("send on a read-only Connection");
-    core_.send(detail::encode(value));
+    // A string or vector of raw elements is sent straight from `value`, which outlives
+    // the (blocking) send.
+    if constexpr (detail::contiguous_raw_v<T>) {
+      core_.send(detail::encode_borrowing(value));
+    } else {
+      core_.send(detail::encode(value));
+    }
   }
 
-  // Blocks until a value arrives and returns it. EOFError when the other end is closed and
-  // nothing is left; std::logic_error on a write-only end or after close().
+  // Blocks until a value arrives and returns it (looking for it for up to 20 us before it
+  // sleeps: an answer that comes at once is taken without a wake-up). A string or vector of
+  // raw elements is read straight into the value returned. EOFError when the other end is
+  // closed and nothing is left; std::logic_error on a write-only end or after close().
   T recv() {
     check_open("recv");
     if (!core_.readable()) throw std::logic_error("recv on a write-only Connection");
-    return detail::decode<T>(core_.recv());
+    if constexpr (detail::contiguous_raw_v<T>) {
+      T value;
+      core_.recv_into(value);
+      return value;
+    } else {
+      return detail::decode<T>(core_.recv());
+    }
   }
 
   // Whether recv() would not block (data, or the other end closed). Waits up to `timeout`

@@ -184,26 +184,44 @@ void send_frame(int fd, const Message& message) {
   }
 }
 
+namespace {
+
+// Blocking: reads up to `size` bytes into `data`, stopping early only at end of stream;
+// descriptors that arrive go to `fds`. Returns how many bytes were read.
+std::size_t read_fully(int fd, char* data, std::size_t size, std::deque<int>& fds) {
+  std::size_t have = 0;
+  while (have < size) {
+    const ssize_t n = receive_with_fds(fd, data + have, size - have, fds, 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        wait_for(fd, POLLIN);
+        continue;
+      }
+      throw_errno("recv");
+    }
+    if (n == 0) break;
+    have += static_cast<std::size_t>(n);
+  }
+  return have;
+}
+
+void close_all(const std::deque<int>& fds) noexcept {
+  for (int received : fds)
+    close_fd(received);
+}
+
+CorruptMessage ended_inside_payload(std::uint64_t length) {
+  return CorruptMessage("corrupt frame: the stream ended inside a " + std::to_string(length) +
+                        "-byte payload");
+}
+
+}  // namespace
+
 bool recv_frame(int fd, Message& out) {
   char header_bytes[frame_header_size];
   std::deque<int> fds;
   std::size_t got = 0;
-  auto read_into = [&](char* data, std::size_t size) {
-    std::size_t have = 0;
-    while (have < size) {
-      const ssize_t n = receive_with_fds(fd, data + have, size - have, fds, 0);
-      if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          wait_for(fd, POLLIN);
-          continue;
-        }
-        throw_errno("recv");
-      }
-      if (n == 0) break;
-      have += static_cast<std::size_t>(n);
-    }
-    return have;
-  };
+  auto read_into = [&](char* data, std::size_t size) { return read_fully(fd, data, size, fds); };
   got = read_into(header_bytes, frame_header_size);
   if (got == 0) return false;
   if (got < frame_header_size) {
@@ -230,6 +248,59 @@ bool recv_frame(int fd, Message& out) {
     close_fd(extra);
   out = std::move(message);
   return true;
+}
+
+bool recv_counted_frame(int fd, std::size_t element_size, MakeRoom make_room, void* context) {
+  char header_bytes[frame_header_size];
+  std::deque<int> fds;
+  try {
+    const std::size_t got = read_fully(fd, header_bytes, frame_header_size, fds);
+    if (got == 0) return false;  // and nothing arrived, descriptors neither
+    if (got < frame_header_size) {
+      throw CorruptMessage("corrupt frame: the stream ended inside a frame header");
+    }
+    const Header header = parse_header(header_bytes);
+    std::uint64_t count = 0;
+    const std::uint64_t prefix = std::min<std::uint64_t>(header.length, sizeof count);
+    if (read_fully(fd, reinterpret_cast<char*>(&count), prefix, fds) < prefix) {
+      throw ended_inside_payload(header.length);
+    }
+    const std::uint64_t elements_length = header.length - prefix;
+    if (header.fds != 0 || prefix < sizeof count || count > elements_length / element_size ||
+        count * element_size != elements_length) {
+      // Read past the rest of the frame, then report it.
+      char discard[64 * 1024];
+      for (std::uint64_t left = elements_length; left > 0;) {
+        const std::size_t piece =
+            static_cast<std::size_t>(std::min<std::uint64_t>(left, sizeof discard));
+        if (read_fully(fd, discard, piece, fds) < piece) throw ended_inside_payload(header.length);
+        left -= piece;
+      }
+      throw CorruptMessage("corrupt message: a " + std::to_string(header.length) +
+                           "-byte message with " + std::to_string(header.fds) +
+                           " descriptors does not hold a count and that many " +
+                           std::to_string(element_size) + "-byte elements");
+    }
+    char* elements = make_room(context, static_cast<std::size_t>(count));
+    if (read_fully(fd, elements, elements_length, fds) < elements_length) {
+      throw ended_inside_payload(header.length);
+    }
+  } catch (...) {
+    close_all(fds);
+    throw;
+  }
+  close_all(fds);
+  return true;
+}
+
+bool spin_until_readable(int fd, std::chrono::nanoseconds spin) {
+  const auto until = spindle::detail::Clock::now() + spin;
+  do {
+    char byte;
+    if (::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) return true;
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return true;  // recv reports it
+  } while (spindle::detail::Clock::now() < until);
+  return false;
 }
 
 bool wait_readable(int fd, const spindle::detail::Clock::time_point* deadline) {

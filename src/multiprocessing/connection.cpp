@@ -14,14 +14,27 @@ ConnectionCore& ConnectionCore::operator=(ConnectionCore&& other) noexcept {
   return *this;
 }
 
+namespace {
+// How long recv() looks for a value before it sleeps: a peer answering at once answers within
+// a few microseconds, far less than waking a sleeping process costs.
+constexpr auto recv_spin = std::chrono::microseconds(20);
+}  // namespace
+
 void ConnectionCore::send(const detail::Message& message) {
   detail::send_frame(fd_, message);
 }
 
 detail::Message ConnectionCore::recv() {
+  detail::spin_until_readable(fd_, recv_spin);
   detail::Message message;
   if (!detail::recv_frame(fd_, message)) throw EOFError();
   return message;
+}
+
+void ConnectionCore::recv_counted(std::size_t element_size, char* (*make_room)(void*, std::size_t),
+                                  void* context) {
+  detail::spin_until_readable(fd_, recv_spin);
+  if (!detail::recv_counted_frame(fd_, element_size, make_room, context)) throw EOFError();
 }
 
 bool ConnectionCore::poll(const spindle::detail::Clock::time_point* deadline) {

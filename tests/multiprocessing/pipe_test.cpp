@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -110,6 +112,96 @@ TEST(Pipe, WrongTypeOnTheWireIsAClearError) {
   a.send("abc");
   auto& raw = reinterpret_cast<mp::Connection<std::vector<double>>&>(b);
   EXPECT_THROW(raw.recv(), spindle::multiprocessing::detail::CorruptMessage);
+}
+
+namespace {
+
+struct Sample {
+  int id;
+  double weight;
+  bool operator==(const Sample&) const = default;
+};
+
+// Sends `value` from another thread (a large one fills the socket before it is read).
+template <class T>
+T round_trip(const T& value) {
+  auto [a, b] = mp::Pipe<T>();
+  std::thread sender([&, &a = a] { a.send(value); });
+  T received = b.recv();
+  sender.join();
+  return received;
+}
+
+std::size_t open_descriptors() {
+  std::size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+    ++count;
+  return count;
+}
+
+}  // namespace
+
+TEST(Pipe, StringsAndRawVectorsOfEverySizeArriveWhole) {
+  for (const std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{16383},
+                                 std::size_t{16384}, std::size_t{(1 << 20) + 3}}) {
+    std::string text(size, 'a');
+    for (std::size_t i = 0; i < size; ++i)
+      text[i] = static_cast<char>('a' + i % 26);
+    EXPECT_EQ(round_trip(text), text) << size;
+    const std::u16string wide(size, u'\u00e9');
+    EXPECT_EQ(round_trip(wide), wide) << size;
+    std::vector<Sample> samples(size / 8);
+    for (std::size_t i = 0; i < samples.size(); ++i)
+      samples[i] = {static_cast<int>(i), i * 0.5};
+    EXPECT_EQ(round_trip(samples), samples) << size;
+  }
+}
+
+TEST(Pipe, WrongTypeOnTheWireLeavesTheStreamInStep) {
+  auto [a, b] = mp::Pipe<std::string>();
+  a.send(std::string(100000, 'x'));  // 100,000 bytes are not a whole number of doubles
+  a.send("next");
+  auto& raw = reinterpret_cast<mp::Connection<std::vector<double>>&>(b);
+  try {
+    raw.recv();
+    FAIL() << "no exception";
+  } catch (const spindle::multiprocessing::detail::CorruptMessage& e) {
+    EXPECT_NE(std::string(e.what()).find("8-byte elements"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(b.recv(), "next");
+}
+
+TEST(Pipe, DescriptorsWhereAStringIsExpectedAreCorruptAndClosed) {
+  auto [a, b] = mp::Pipe<mp::Connection<int>>();
+  auto [c, d] = mp::Pipe<int>();
+  const std::size_t before = open_descriptors();
+  a.send(c);
+  auto& text = reinterpret_cast<mp::Connection<std::string>&>(b);
+  EXPECT_THROW(text.recv(), spindle::multiprocessing::detail::CorruptMessage);
+  EXPECT_EQ(open_descriptors(), before);
+}
+
+TEST(Pipe, AStreamEndingInsideAStringIsCorrupt) {
+  auto [a, b] = mp::Pipe<std::string>();
+  char frame[16 + 8 + 10];
+  const std::uint32_t magic = spindle::multiprocessing::detail::frame_magic;
+  const std::uint32_t descriptors = 0;
+  const std::uint64_t length = 8 + 100;
+  const std::uint64_t count = 100;
+  std::memcpy(frame, &magic, 4);
+  std::memcpy(frame + 4, &descriptors, 4);
+  std::memcpy(frame + 8, &length, 8);
+  std::memcpy(frame + 16, &count, 8);
+  std::memset(frame + 24, 'x', 10);
+  ASSERT_EQ(::write(a.fileno(), frame, sizeof frame), static_cast<ssize_t>(sizeof frame));
+  a.close();
+  try {
+    b.recv();
+    FAIL() << "no exception";
+  } catch (const spindle::multiprocessing::detail::CorruptMessage& e) {
+    EXPECT_NE(std::string(e.what()).find("ended inside a 108-byte payload"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Pipe, ConnectionTravelsThroughAConnection) {

@@ -33,8 +33,22 @@ void send_frame(int fd, const Message& message);
 // Blocking: reads one frame. false at a clean end of stream before a header; CorruptMessage
 // for a bad header or a stream that ends inside a frame.
 bool recv_frame(int fd, Message& out);
+// Called with an element count; returns where count elements go (count * element_size
+// bytes), for recv_counted_frame.
+using MakeRoom = char* (*)(void* context, std::size_t count);
+// Blocking: reads one frame holding a count and that many elements of `element_size` bytes
+// (how a string or a vector of raw elements is encoded), the elements straight into
+// make_room(context, count): the kernel's copy is the only one. false at a clean end of
+// stream before a header; CorruptMessage (after reading the whole frame, so the stream stays
+// in step) for a frame that holds anything else, a bad header or a stream that ends inside
+// a frame.
+bool recv_counted_frame(int fd, std::size_t element_size, MakeRoom make_room, void* context);
 // Waits until `fd` is readable (or at end of stream); false when the deadline passed first.
 bool wait_readable(int fd, const spindle::detail::Clock::time_point* deadline);
+// Looks for data (or the end of the stream) on `fd` without sleeping, for up to `spin`;
+// whether some arrived. For a reader about to block: a reply that comes within a few
+// microseconds is then taken without the cost of waking a sleeping process (20-50 us on a VM).
+bool spin_until_readable(int fd, std::chrono::nanoseconds spin);
 
 // Reads frames from a socket into a buffer, many per system call. A large payload is read
 // straight into its own message instead, so its bytes are copied once, by the kernel.

@@ -538,6 +538,29 @@ T read_value(Decoder& in) {
   return value;
 }
 
+// Strings and vectors of raw elements: encoded as their element count, then their bytes.
+template <class T>
+struct IsContiguousRaw : std::false_type {};
+template <class C, class Tr, class A>
+struct IsContiguousRaw<std::basic_string<C, Tr, A>> : std::bool_constant<raw_copyable_v<C>> {};
+template <class E, class A>
+struct IsContiguousRaw<std::vector<E, A>>
+    : std::bool_constant<raw_copyable_v<E> && !std::is_same_v<E, bool>> {};
+template <class T>
+inline constexpr bool contiguous_raw_v = IsContiguousRaw<T>::value;
+
+// `value` as a message that borrows its elements (Message::borrowed): the same bytes as
+// encode(value), without copying them. `value` must outlive the sending of the message.
+template <class T>
+requires contiguous_raw_v<T> Message encode_borrowing(const T& value) {
+  Message message;
+  const auto count = static_cast<std::uint64_t>(value.size());
+  message.bytes.assign(reinterpret_cast<const char*>(&count), sizeof count);
+  message.borrowed = std::string_view(reinterpret_cast<const char*>(value.data()),
+                                      value.size() * sizeof(typename T::value_type));
+  return message;
+}
+
 // One value as a message.
 template <class T>
 Message encode(const T& value) {
