@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <system_error>
 
 #include "spindle/detail/process_channel.hpp"
@@ -210,6 +211,18 @@ void close_all(const std::deque<int>& fds) noexcept {
     close_fd(received);
 }
 
+// The next frame's header; empty at a clean end of stream before it. CorruptMessage for a
+// stream that ends inside it or a bad header.
+std::optional<Header> read_header(int fd, std::deque<int>& fds) {
+  char bytes[frame_header_size];
+  const std::size_t got = read_fully(fd, bytes, frame_header_size, fds);
+  if (got == 0) return std::nullopt;
+  if (got < frame_header_size) {
+    throw CorruptMessage("corrupt frame: the stream ended inside a frame header");
+  }
+  return parse_header(bytes);
+}
+
 CorruptMessage ended_inside_payload(std::uint64_t length) {
   return CorruptMessage("corrupt frame: the stream ended inside a " + std::to_string(length) +
                         "-byte payload");
@@ -218,48 +231,31 @@ CorruptMessage ended_inside_payload(std::uint64_t length) {
 }  // namespace
 
 bool recv_frame(int fd, Message& out) {
-  char header_bytes[frame_header_size];
   std::deque<int> fds;
-  std::size_t got = 0;
-  auto read_into = [&](char* data, std::size_t size) { return read_fully(fd, data, size, fds); };
-  got = read_into(header_bytes, frame_header_size);
-  if (got == 0) return false;
-  if (got < frame_header_size) {
-    for (int received : fds)
-      close_fd(received);
-    throw CorruptMessage("corrupt frame: the stream ended inside a frame header");
-  }
   Message message;
   try {
-    const Header header = parse_header(header_bytes);
-    message.bytes.resize(header.length);
-    if (read_into(message.bytes.data(), header.length) < header.length) {
-      throw CorruptMessage("corrupt frame: the stream ended after " + std::to_string(got) +
-                           " header bytes, inside a " + std::to_string(header.length) +
-                           "-byte payload");
+    const std::optional<Header> header = read_header(fd, fds);
+    if (!header) return false;
+    message.bytes.resize(header->length);
+    if (read_fully(fd, message.bytes.data(), header->length, fds) < header->length) {
+      throw ended_inside_payload(header->length);
     }
-    take_fds(fds, header.fds, message.fds);
+    take_fds(fds, header->fds, message.fds);
   } catch (...) {
-    for (int received : fds)
-      close_fd(received);
+    close_all(fds);
     throw;
   }
-  for (int extra : fds)
-    close_fd(extra);
+  close_all(fds);
   out = std::move(message);
   return true;
 }
 
 bool recv_counted_frame(int fd, std::size_t element_size, MakeRoom make_room, void* context) {
-  char header_bytes[frame_header_size];
   std::deque<int> fds;
   try {
-    const std::size_t got = read_fully(fd, header_bytes, frame_header_size, fds);
-    if (got == 0) return false;  // and nothing arrived, descriptors neither
-    if (got < frame_header_size) {
-      throw CorruptMessage("corrupt frame: the stream ended inside a frame header");
-    }
-    const Header header = parse_header(header_bytes);
+    const std::optional<Header> read = read_header(fd, fds);
+    if (!read) return false;
+    const Header header = *read;
     std::uint64_t count = 0;
     const std::uint64_t prefix = std::min<std::uint64_t>(header.length, sizeof count);
     if (read_fully(fd, reinterpret_cast<char*>(&count), prefix, fds) < prefix) {
