@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <charconv>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -201,7 +202,7 @@ std::shared_ptr<Segment> Segment::create_owned(std::size_t size) {
     name.append(std::to_string(own_start_time())).append(".");
     name.append(std::to_string(counter.fetch_add(1, std::memory_order_relaxed)));
     const int fd = create_exclusive(name, size);
-    if (fd >= 0) return map(fd, name, current_pid());
+    if (fd >= 0) return map_created(fd, std::move(name), current_pid());
     if (errno != EEXIST) throw os_error(errno, "cannot create shared memory '" + name + "'");
   }
 }
@@ -211,7 +212,17 @@ std::shared_ptr<Segment> Segment::create_named(const std::string& posix_name, st
   if (fd < 0) {
     throw os_error(errno, "cannot create shared memory '" + posix_name.substr(1) + "'");
   }
-  return map(fd, posix_name, 0);
+  return map_created(fd, posix_name, 0);
+}
+
+std::shared_ptr<Segment> Segment::map_created(int fd, std::string posix_name, int owner_pid) {
+  const std::string name = posix_name;
+  try {
+    return map(fd, std::move(posix_name), owner_pid);
+  } catch (...) {
+    ::shm_unlink(name.c_str());  // as Python: a block that could not be mapped is not left behind
+    throw;
+  }
 }
 
 std::shared_ptr<Segment> Segment::attach(const std::string& posix_name) {
@@ -238,6 +249,10 @@ Place attach_place(const std::string& name, std::uint64_t offset, Kind kind) {
 }
 
 Place create_array(std::size_t element_size, std::size_t data_offset, std::size_t length) {
+  if (length > (std::numeric_limits<std::ptrdiff_t>::max() - data_offset) / element_size) {
+    throw std::invalid_argument("Array length " + std::to_string(length) +
+                                " is too large (a negative length converted to size_t?)");
+  }
   Place place = create_place(data_offset + std::max<std::size_t>(length * element_size, 1));
   auto* header = new (place.as<ArrayHeader>()) ArrayHeader{};
   header->kind = Kind::array;
@@ -258,6 +273,10 @@ Place attach_array(const std::string& name, std::uint64_t offset, std::size_t el
   return place;
 }
 
+void throw_no_shared_object() {
+  throw std::logic_error("this handle names no shared object: it was moved from, or never loaded");
+}
+
 void throw_corrupt_message(std::size_t size, std::size_t expected) {
   throw spindle::Error(
       "corrupt queue message: " + std::to_string(size) + " bytes where the item type needs " +
@@ -269,12 +288,21 @@ void throw_corrupt_message(std::size_t size, std::size_t expected) {
 namespace shared_memory {
 
 SharedMemory::SharedMemory(std::string name, bool create, std::size_t size) {
-  if (!name.empty() && name.front() == '/') name.erase(0, 1);
+  if (name.find('\0') != std::string::npos) {
+    throw std::invalid_argument("SharedMemory name '" + name.substr(0, name.find('\0')) +
+                                "\\0...' contains a null character");
+  }
+  const bool named = !name.empty();
+  if (named && name.front() == '/') name.erase(0, 1);
+  if (named && (name.empty() || name.find('/') != std::string::npos)) {
+    throw std::invalid_argument("SharedMemory name '" + name +
+                                "' may not contain '/' (other than a leading one)");
+  }
   if (!create) {
     if (name.empty()) throw std::invalid_argument("'name' can only be empty if create=true");
     segment_ = detail::Segment::attach("/" + name);
   } else {
-    if (size == 0) {
+    if (size == 0 || size > static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max())) {
       throw std::invalid_argument("'size' must be a positive number different from zero");
     }
     if (!name.empty()) {

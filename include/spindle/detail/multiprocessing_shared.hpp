@@ -102,6 +102,8 @@ class Segment {
  private:
   Segment(std::string name, std::byte* data, std::size_t size, Key key, int owner_pid);
   static std::shared_ptr<Segment> map(int fd, std::string name, int owner_pid);
+  // map() for a segment just created: unlinks it again when it cannot be mapped.
+  static std::shared_ptr<Segment> map_created(int fd, std::string posix_name, int owner_pid);
   std::string name_;
   std::byte* data_;
   std::size_t size_;
@@ -129,13 +131,22 @@ Acquired lock_word_acquire(std::atomic<std::uint32_t>& word, const Clock::time_p
 // std::logic_error when it is not locked.
 void lock_word_release(std::atomic<std::uint32_t>& word);
 
+// std::logic_error: a handle that names no shared object (moved from, or a blank one that
+// was never loaded) was used.
+[[noreturn]] void throw_no_shared_object();
+
 // Where a handle's shared state lives: a segment and an offset into it.
 struct Place {
   std::shared_ptr<Segment> segment;
   std::size_t offset = 0;
+  // The state; std::logic_error when this place names nothing.
   template <class State>
   State* as() const {
-    return reinterpret_cast<State*>(segment->data() + offset);
+    return reinterpret_cast<State*>(checked_segment().data() + offset);
+  }
+  Segment& checked_segment() const {
+    if (!segment) throw_no_shared_object();
+    return *segment;
   }
 };
 
@@ -147,7 +158,7 @@ Place attach_place(const std::string& name, std::uint64_t offset, Kind kind);
 
 template <class Archive>
 void save_place(Archive& archive, const Place& place) {
-  archive(place.segment->name(), static_cast<std::uint64_t>(place.offset));
+  archive(place.checked_segment().name(), static_cast<std::uint64_t>(place.offset));
 }
 template <class Archive>
 Place load_place(Archive& archive, Kind kind) {
@@ -277,6 +288,8 @@ struct QueueState;
 class QueueCore {
  public:
   QueueCore(std::size_t maxsize, std::size_t buffer_bytes, bool joinable);
+  // Names no queue: only to be loaded into.
+  explicit QueueCore(ForLoading /*tag*/) {}
   // Blocks until `message` is in (deadline null: no limit). queue::Full when the deadline
   // passes first; queue::ShutDown after shutdown().
   void put(std::span<const std::byte> message, const Clock::time_point* deadline);
@@ -329,6 +342,8 @@ namespace shared_memory {
 class SharedMemory {
  public:
   explicit SharedMemory(std::string name = {}, bool create = false, std::size_t size = 0);
+  // Names no block: only to be loaded into (see detail::ForLoading).
+  explicit SharedMemory(detail::ForLoading /*tag*/) {}
   // The mapped bytes. std::logic_error after close().
   std::span<std::byte> buf() const;
   std::string name() const { return name_; }
@@ -422,6 +437,8 @@ class Lock : public detail::PlaceHandle<detail::Kind::lock>, public detail::Lock
  public:
   // A new, unlocked lock in a new shared-memory segment.
   Lock();
+  // Names no lock: only to be loaded into (see detail::ForLoading).
+  explicit Lock(detail::ForLoading /*tag*/) {}
   // std::logic_error when it is not locked. Non-blocking.
   void release();
   // True while held, by anyone. Non-blocking.
@@ -444,6 +461,8 @@ class RLock : public detail::PlaceHandle<detail::Kind::rlock>,
  public:
   // A new, unlocked re-entrant lock in a new shared-memory segment.
   RLock();
+  // Names no lock: only to be loaded into (see detail::ForLoading).
+  explicit RLock(detail::ForLoading /*tag*/) {}
   // std::logic_error when the calling thread does not own it.
   void release();
   bool locked() const;
@@ -476,6 +495,8 @@ class RLock : public detail::PlaceHandle<detail::Kind::rlock>,
 class Condition {
  public:
   Condition();
+  // Names no condition: only to be loaded into (see detail::ForLoading).
+  explicit Condition(detail::ForLoading tag) : lock_(std::in_place_type<RLock>, tag) {}
   explicit Condition(Lock lock);
   explicit Condition(RLock lock);
   void acquire();
@@ -562,6 +583,8 @@ class Semaphore : public detail::PlaceHandle<detail::Kind::semaphore>,
                   public detail::LockableMethods<Semaphore> {
  public:
   explicit Semaphore(std::ptrdiff_t value = 1);
+  // Names no semaphore: only to be loaded into (see detail::ForLoading).
+  explicit Semaphore(detail::ForLoading /*tag*/) {}
   // acquire() blocks while the counter is zero, then decrements it; acquire(timeout) gives up
   // after `timeout` (zero: never blocks) and says whether it decremented.
   //
@@ -585,6 +608,7 @@ class Semaphore : public detail::PlaceHandle<detail::Kind::semaphore>,
 class BoundedSemaphore : public Semaphore {
  public:
   explicit BoundedSemaphore(std::ptrdiff_t value = 1) : Semaphore(value, true) {}
+  explicit BoundedSemaphore(detail::ForLoading tag) : Semaphore(tag) {}
 };
 
 // A flag across processes: Python's multiprocessing.Event. set() wakes every waiter of every
@@ -593,6 +617,8 @@ class Event : public detail::PlaceHandle<detail::Kind::event> {
  public:
   // A new, clear event in a new shared-memory segment.
   Event();
+  // Names no event: only to be loaded into (see detail::ForLoading).
+  explicit Event(detail::ForLoading /*tag*/) {}
   // Non-blocking.
   bool is_set() const;
   // Sets the flag and wakes every waiter. Non-blocking.
@@ -632,6 +658,8 @@ struct BarrierOptions {
 class Barrier {
  public:
   explicit Barrier(std::size_t parties, BarrierOptions options = {});
+  // Names no barrier: only to be loaded into (see detail::ForLoading).
+  explicit Barrier(detail::ForLoading tag) : lock_(tag), changed_(tag) {}
   // Blocks until `parties` threads (of any processes) have called wait(); returns this
   // thread's arrival index. BrokenBarrierError as threading::Barrier.
   std::size_t wait();
@@ -679,8 +707,8 @@ class Barrier {
   void break_barrier();
   detail::Place place_;
   void (*action_)() = nullptr;
-  RLock lock_;
-  Condition changed_;
+  RLock lock_{detail::ForLoading{}};
+  Condition changed_{detail::ForLoading{}};
 };
 
 // ---------------------------------------------------------------------------------------
@@ -696,12 +724,18 @@ class Array {
   static_assert(std::is_trivially_copyable_v<T>,
                 "multiprocessing::Array<T> needs a trivially copyable T: it lives in shared "
                 "memory, as raw bytes, in every process");
+  static_assert(!std::is_pointer_v<T> && !std::is_member_pointer_v<T> &&
+                    !detail::PointsIntoThisProcess<T>::value,
+                "multiprocessing::Array<T> cannot hold an address: it means nothing in another "
+                "process. Share the data itself (an Array of the elements, or a Queue)");
 
  public:
   explicit Array(std::size_t length) : Array(length, nullptr) {}
   explicit Array(std::span<const T> values) : Array(values.size(), values.data()) {}
   Array(std::initializer_list<T> values) : Array(values.size(), values.begin()) {}
   explicit Array(const std::vector<T>& values) : Array(values.size(), values.data()) {}
+  // Names no array: only to be loaded into (see detail::ForLoading).
+  explicit Array(detail::ForLoading /*tag*/) {}
 
   T& operator[](std::size_t i) const { return data()[i]; }
   std::size_t size() const { return header().length; }
@@ -732,8 +766,9 @@ class Array {
     if (values != nullptr && length != 0) {
       std::memcpy(static_cast<void*>(data()), values, length * sizeof(T));
     } else {
+      T* elements = data();
       for (std::size_t i = 0; i < length; ++i)
-        new (data() + i) T{};
+        new (elements + i) T{};
     }
   }
   void adopt(detail::Place place) {
@@ -742,11 +777,15 @@ class Array {
   detail::Place base() const {
     return {lock_.place_.segment, lock_.place_.offset - offsetof(detail::ArrayHeader, lock)};
   }
-  const detail::ArrayHeader& header() const { return *base().template as<detail::ArrayHeader>(); }
-  T* data() const {
-    return reinterpret_cast<T*>(lock_.place_.segment->data() + base().offset +
-                                detail::array_data_offset<T>());
+  // Both without copying the Place (an atomic reference count each time).
+  std::byte* base_address() const {
+    return lock_.place_.checked_segment().data() + lock_.place_.offset -
+           offsetof(detail::ArrayHeader, lock);
   }
+  const detail::ArrayHeader& header() const {
+    return *reinterpret_cast<const detail::ArrayHeader*>(base_address());
+  }
+  T* data() const { return reinterpret_cast<T*>(base_address() + detail::array_data_offset<T>()); }
   RLock lock_{detail::Place{}};
 };
 
@@ -758,9 +797,15 @@ class Value {
   static_assert(std::is_trivially_copyable_v<T>,
                 "multiprocessing::Value<T> needs a trivially copyable T: it lives in shared "
                 "memory, as raw bytes, in every process");
+  static_assert(!std::is_pointer_v<T> && !std::is_member_pointer_v<T> &&
+                    !detail::PointsIntoThisProcess<T>::value,
+                "multiprocessing::Value<T> cannot hold an address: it means nothing in another "
+                "process. Share the data itself (an Array of the elements, or a Queue)");
 
  public:
   explicit Value(T init = {}) : array_(std::span<const T>(&init, 1)) {}
+  // Names no value: only to be loaded into (see detail::ForLoading).
+  explicit Value(detail::ForLoading tag) : array_(tag) {}
   T& value() const { return array_[0]; }
   RLock& get_lock() { return array_.get_lock(); }
   void lock() { array_.lock(); }
@@ -801,9 +846,13 @@ struct QueueOptions {
 // and process-safe.
 template <class T>
 class Queue {
+  static_assert(detail::serializable_v<T>, SPINDLE_MP_UNSERIALIZABLE_MESSAGE);
+
  public:
   explicit Queue(std::size_t maxsize = 0, QueueOptions options = {})
       : Queue(maxsize, options, false) {}
+  // Names no queue: only to be loaded into (see detail::ForLoading).
+  explicit Queue(detail::ForLoading tag) : core_(tag) {}
 
   // Blocks while the queue is full (maxsize items, or no room in the ring).
   void put(const T& item) { put_until(item, nullptr); }
@@ -880,6 +929,8 @@ class JoinableQueue : public Queue<T> {
  public:
   explicit JoinableQueue(std::size_t maxsize = 0, QueueOptions options = {})
       : Queue<T>(maxsize, options, true) {}
+  // Names no queue: only to be loaded into (see detail::ForLoading).
+  explicit JoinableQueue(detail::ForLoading tag) : Queue<T>(tag) {}
   // Marks one gotten item done; more calls than items put: std::invalid_argument.
   // Non-blocking.
   void task_done() { this->core_.task_done(); }
@@ -892,6 +943,8 @@ template <class T>
 class SimpleQueue {
  public:
   explicit SimpleQueue(QueueOptions options = {}) : queue_(0, options) {}
+  // Names no queue: only to be loaded into (see detail::ForLoading).
+  explicit SimpleQueue(detail::ForLoading tag) : queue_(tag) {}
   // Blocks only while the ring is full.
   void put(const T& item) { queue_.put(item); }
   // Blocks until an item arrives.

@@ -182,7 +182,7 @@ void invoke_into(Target& target, Arguments& arguments, Encoder& out) {
 template <class F, class Arguments, bool keep_result>
 void call_thunk(std::uintptr_t address, Decoder& in, Encoder& out) {
   auto target = target_from<F>(address);
-  Arguments arguments{};
+  auto arguments = blank<Arguments>();
   read(in, arguments);
   invoke_into<keep_result>(target, arguments, out);
 }

@@ -403,11 +403,47 @@ concept Associative = requires {
   typename T::key_type;
 };
 
+// The constructor tag of the shared-object handles (Queue, Value, Array, Lock, Barrier,
+// SharedMemory...): a handle that names nothing yet, only to be loaded into. A receiving
+// process builds what it reads with blank<T>(), so it neither makes a new shared object only
+// to drop it nor needs a default constructor (Array and Barrier have none).
+struct ForLoading {};
+
+template <class T>
+T blank();
+
+template <class... T>
+std::tuple<T...> blank_tuple(std::tuple<T...>* /*type*/) {
+  return std::tuple<T...>(blank<T>()...);
+}
+
+// An object to read a T into: T(ForLoading) for a handle, a tuple or pair of blanks, else T{}.
+template <class T>
+T blank() {
+  if constexpr (std::is_constructible_v<T, ForLoading>) {
+    return T(ForLoading{});
+  } else if constexpr (IsTuple<T>::value) {
+    return blank_tuple(static_cast<T*>(nullptr));
+  } else if constexpr (IsPair<T>::value) {
+    return T(blank<typename T::first_type>(), blank<typename T::second_type>());
+  } else {
+    return T{};
+  }
+}
+
+template <class T>
+struct IsVectorOfHandles : std::false_type {};
+template <class E, class A>
+struct IsVectorOfHandles<std::vector<E, A>> : std::is_constructible<E, ForLoading> {};
+
 template <class... T, std::size_t... I>
 void read_variant(Decoder& in, std::variant<T...>& value, std::size_t index,
                   std::index_sequence<I...>) {
   const bool found =
-      ((index == I ? (value.template emplace<I>(), read(in, std::get<I>(value)), true) : false) ||
+      ((index == I ? (value.template emplace<I>(
+                          blank<std::variant_alternative_t<I, std::variant<T...>>>()),
+                      read(in, std::get<I>(value)), true)
+                   : false) ||
        ...);
   if (!found) throw CorruptMessage("corrupt message: variant index out of range");
 }
@@ -468,6 +504,15 @@ void read(Decoder& in, T& value) {
     using C = typename T::value_type;
     value.resize(in.size(sizeof(C)));
     in.raw(value.data(), value.size() * sizeof(C));
+  } else if constexpr (IsVectorOfHandles<T>::value) {
+    // Handles: each element loaded into a blank one, never a new shared object first.
+    const std::size_t count = in.size(1);
+    value.clear();
+    value.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      value.push_back(blank<typename T::value_type>());
+      read(in, value.back());
+    }
   } else if constexpr (IsVector<T>::value || IsArray<T>::value) {
     using E = typename T::value_type;
     if constexpr (IsVector<T>::value) {
@@ -495,7 +540,7 @@ void read(Decoder& in, T& value) {
     in.raw(&engaged, 1);
     if (engaged > 1) throw CorruptMessage("corrupt message: bad optional flag");
     if (engaged) {
-      value.emplace();
+      value.emplace(blank<typename T::value_type>());
       read(in, *value);
     } else {
       value.reset();
@@ -508,17 +553,17 @@ void read(Decoder& in, T& value) {
     value.clear();
     for (std::size_t i = 0; i < count; ++i) {
       if constexpr (Associative<T> && requires { typename T::mapped_type; }) {
-        std::remove_const_t<typename T::key_type> key{};
-        typename T::mapped_type mapped{};
+        auto key = blank<std::remove_const_t<typename T::key_type>>();
+        auto mapped = blank<typename T::mapped_type>();
         read(in, key);
         read(in, mapped);
         value.emplace(std::move(key), std::move(mapped));
       } else if constexpr (Associative<T>) {
-        typename T::key_type key{};
+        auto key = blank<typename T::key_type>();
         read(in, key);
         value.insert(std::move(key));
       } else {
-        typename T::value_type element{};
+        auto element = blank<typename T::value_type>();
         read(in, element);
         value.push_back(std::move(element));
       }
@@ -530,10 +575,10 @@ void read(Decoder& in, T& value) {
   }
 }
 
-// A value read from `in`; T must be default constructible (or an empty function object).
+// A value read from `in`, read into blank<T>().
 template <class T>
 T read_value(Decoder& in) {
-  T value{};
+  T value = blank<T>();
   read(in, value);
   return value;
 }
