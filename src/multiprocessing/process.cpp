@@ -7,7 +7,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <system_error>
+#include <thread>
 
 #include "process_internal.hpp"
 #include "spindle/multiprocessing.hpp"
@@ -44,9 +46,12 @@ struct Registry {
   std::mutex mutex;
   std::vector<std::shared_ptr<internal::ProcessState>> children;
 };
-Registry& registry() {
+Registry*& registry_slot() {
   static auto* instance = new Registry();
-  return *instance;
+  return instance;
+}
+Registry& registry() {
+  return *registry_slot();
 }
 
 // Reaps the child if it has ended (or waits for it when `block`). Caller holds the mutex.
@@ -69,10 +74,42 @@ void send_signal(internal::ProcessState& state, int signal) {
   if (!state.started || state.self) return;
   reap(state, false);
   if (state.exitcode) return;
-  ::syscall(SYS_pidfd_send_signal, state.pidfd, signal, nullptr, 0);
+  if (state.pidfd >= 0) {
+    ::syscall(SYS_pidfd_send_signal, state.pidfd, signal, nullptr, 0);
+  } else {
+    ::kill(state.pid, signal);  // not reaped (we hold the lock), so the pid is still the child
+  }
 }
 
-// At exit, as Python: daemon children are terminated, then every child is joined.
+// The state of a Process that has one; std::logic_error naming `operation` on a moved-from one.
+internal::ProcessState& checked(const std::shared_ptr<internal::ProcessState>& state,
+                                const char* operation) {
+  if (!state) throw std::logic_error(std::string(operation) + " on a moved-from Process");
+  return *state;
+}
+
+// join without a pidfd: looks every few milliseconds, so that is_alive() and the other
+// methods stay usable from other threads meanwhile (a blocking waitpid would hold the lock).
+bool join_by_polling(internal::ProcessState& state,
+                     const spindle::detail::Clock::time_point* deadline) {
+  auto pause = std::chrono::microseconds(100);
+  for (;;) {
+    {
+      std::lock_guard lock(state.mutex);
+      reap(state, false);
+      if (state.exitcode) return true;
+    }
+    if (deadline != nullptr && spindle::detail::Clock::now() >= *deadline) return false;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(10000));
+  }
+}
+
+std::atomic<Process*> current{nullptr};
+std::atomic<bool> current_daemon{false};
+
+}  // namespace
+
 void join_children_at_exit() {
   std::vector<std::shared_ptr<internal::ProcessState>> children;
   {
@@ -88,10 +125,10 @@ void join_children_at_exit() {
   }
 }
 
-std::atomic<Process*> current{nullptr};
-std::atomic<bool> current_daemon{false};
-
-}  // namespace
+void forget_parent_children() {
+  // The parent's registry may be locked by one of its threads, which do not exist here.
+  registry_slot() = new Registry();
+}
 
 StartMethod start_method() {
   return static_cast<StartMethod>(method.load());
@@ -189,8 +226,7 @@ Process::~Process() {
 }
 
 void Process::start() {
-  if (!state_) throw std::logic_error("start on a moved-from Process");
-  std::unique_lock lock(state_->mutex);
+  std::unique_lock lock(detail::checked(state_, "start").mutex);
   if (state_->self) throw std::logic_error("cannot start the current process");
   if (state_->started) throw std::logic_error("cannot start a process twice");
   if (detail::current_is_daemon()) {
@@ -198,6 +234,7 @@ void Process::start() {
   }
   const detail::Child child = detail::start_child();
   state_->pid = child.pid;
+  // Without a pidfd (old kernel, no descriptors left) join polls and signals go by pid.
   state_->pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child.pid, 0));
   state_->started = true;
   try {
@@ -212,6 +249,18 @@ void Process::start() {
     detail::send_frame(child.fd, state_->call);
   } catch (const std::system_error&) {
     // The child died before reading its call; its exit status tells.
+  } catch (...) {
+    // The call could not be sent (no memory, too many descriptors): the child would wait for
+    // it forever. End it, and leave this Process as it was before start().
+    ::kill(child.pid, SIGKILL);
+    while (::waitpid(child.pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    detail::close_parent_end(child.fd);
+    if (state_->pidfd >= 0) ::close(state_->pidfd);
+    state_->pidfd = -1;
+    state_->pid = 0;
+    state_->started = false;
+    throw;
   }
   detail::close_parent_end(child.fd);
   state_->call = detail::Message();
@@ -237,12 +286,13 @@ void Process::join() {
 bool Process::join_until(const spindle::detail::Clock::time_point* deadline) {
   int pidfd;
   {
-    std::lock_guard lock(state_->mutex);
+    std::lock_guard lock(detail::checked(state_, "join").mutex);
     if (state_->self) throw std::logic_error("a process cannot join itself");
     if (!state_->started) throw std::logic_error("can only join a started process");
     if (state_->exitcode) return true;
     pidfd = state_->pidfd;
   }
+  if (pidfd < 0) return detail::join_by_polling(*state_, deadline);
   if (!detail::wait_readable(pidfd, deadline)) return false;
   std::lock_guard lock(state_->mutex);
   detail::reap(*state_, true);
@@ -250,7 +300,7 @@ bool Process::join_until(const spindle::detail::Clock::time_point* deadline) {
 }
 
 bool Process::is_alive() const {
-  std::lock_guard lock(state_->mutex);
+  std::lock_guard lock(detail::checked(state_, "is_alive").mutex);
   if (state_->self) return true;
   if (!state_->started) return false;
   detail::reap(*state_, false);
@@ -258,40 +308,40 @@ bool Process::is_alive() const {
 }
 
 std::optional<int> Process::exitcode() const {
-  std::lock_guard lock(state_->mutex);
+  std::lock_guard lock(detail::checked(state_, "exitcode").mutex);
   detail::reap(*state_, false);
   return state_->exitcode;
 }
 
 int Process::pid() const {
-  std::lock_guard lock(state_->mutex);
+  std::lock_guard lock(detail::checked(state_, "pid").mutex);
   return state_->pid;
 }
 
 void Process::terminate() {
-  detail::send_signal(*state_, SIGTERM);
+  detail::send_signal(detail::checked(state_, "terminate"), SIGTERM);
 }
 void Process::kill() {
-  detail::send_signal(*state_, SIGKILL);
+  detail::send_signal(detail::checked(state_, "kill"), SIGKILL);
 }
 
 std::string Process::name() const {
-  std::lock_guard lock(state_->mutex);
+  std::lock_guard lock(detail::checked(state_, "name").mutex);
   return state_->name;
 }
 
 void Process::set_name(std::string name) {
-  std::lock_guard lock(state_->mutex);
+  std::lock_guard lock(detail::checked(state_, "set_name").mutex);
   state_->name = std::move(name);
 }
 
 bool Process::daemon() const {
-  std::lock_guard lock(state_->mutex);
+  std::lock_guard lock(detail::checked(state_, "daemon").mutex);
   return state_->daemon;
 }
 
 void Process::set_daemon(bool daemon) {
-  std::lock_guard lock(state_->mutex);
+  std::lock_guard lock(detail::checked(state_, "set_daemon").mutex);
   if (state_->started) throw std::logic_error("cannot set daemon of a started process");
   state_->daemon = daemon;
 }

@@ -28,6 +28,12 @@ Child start_child();
 // ends of their siblings).
 void close_parent_end(int fd) noexcept;
 
+// In a forked child: forgets the parent's children (copied by fork), which are not this
+// process's own.
+void forget_parent_children();
+// At exit, as Python: daemon children are terminated, then every child is joined. Blocks.
+void join_children_at_exit();
+
 // Sets what current_process() reports in a child.
 void set_current_identity(std::string name, bool daemon);
 // Whether this process is a daemon child (which may not start children).

@@ -31,10 +31,17 @@ namespace {
 constexpr const char* worker_variable = "SPINDLE_MP_WORKER";
 
 // The parent's ends of children's sockets, which a forked child must close.
-std::mutex parent_ends_mutex;
-std::set<int>& parent_ends() {
-  static auto* ends = new std::set<int>();
-  return *ends;
+struct ParentEnds {
+  std::mutex mutex;
+  std::set<int> fds;
+};
+// A slot, so a forked child can start over with its own (see reset_after_fork).
+ParentEnds*& parent_ends_slot() {
+  static auto* ends = new ParentEnds();
+  return ends;
+}
+ParentEnds& parent_ends() {
+  return *parent_ends_slot();
 }
 
 const std::string& program_name() {
@@ -73,6 +80,9 @@ const std::string& program_name() {
   // check that it is still our parent.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(70);
+  // Spawning cleared close-on-exec so the socket survived the exec; a program the target
+  // starts must not inherit it, or the parent would not see this worker's end when it dies.
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   Message boot;
   try {
     if (!recv_frame(fd, boot)) finish_child(0, forked);
@@ -114,6 +124,8 @@ struct Request {
   std::exception_ptr error;
   bool done = false;
 };
+
+void reset_after_fork();
 
 class Spawner {
  public:
@@ -179,8 +191,8 @@ class Spawner {
     } else {
       std::vector<int> siblings;
       {
-        std::lock_guard lock(parent_ends_mutex);
-        siblings.assign(parent_ends().begin(), parent_ends().end());
+        std::lock_guard lock(parent_ends().mutex);
+        siblings.assign(parent_ends().fds.begin(), parent_ends().fds.end());
       }
       pid = ::fork();
       if (pid < 0) {
@@ -193,12 +205,13 @@ class Spawner {
         ::close(parent_end);
         for (int fd : siblings)
           ::close(fd);
+        reset_after_fork();
         worker_main(child_end, parent, true);
       }
     }
     close_fd(child_end);
-    std::lock_guard lock(parent_ends_mutex);
-    parent_ends().insert(parent_end);
+    std::lock_guard lock(parent_ends().mutex);
+    parent_ends().fds.insert(parent_end);
     return Child{pid, parent_end};
   }
 
@@ -209,9 +222,22 @@ class Spawner {
   bool running_ = false;
 };
 
+// Lives as long as the program, with its thread; a slot, so a forked child can start over.
+Spawner*& spawner_slot() {
+  static auto* instance = new Spawner();
+  return instance;
+}
 Spawner& spawner() {
-  static auto* instance = new Spawner();  // lives as long as the program, with its thread
-  return *instance;
+  return *spawner_slot();
+}
+
+// In a forked child, first thing: the parent's spawner and socket ends, copied by fork, are
+// left behind (the spawner's thread does not exist here, and a lock may be held by a thread
+// that does not either), so that this child can start children of its own.
+void reset_after_fork() {
+  spawner_slot() = new Spawner();
+  parent_ends_slot() = new ParentEnds();
+  forget_parent_children();
 }
 
 }  // namespace
@@ -225,8 +251,8 @@ Child start_child() {
 }
 
 void close_parent_end(int fd) noexcept {
-  std::lock_guard lock(parent_ends_mutex);
-  parent_ends().erase(fd);
+  std::lock_guard lock(parent_ends().mutex);
+  parent_ends().fds.erase(fd);
   close_fd(fd);
 }
 
@@ -234,7 +260,12 @@ void finish_child(int code, bool forked) {
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);
-  if (forked) ::_exit(code);
+  if (forked) {
+    // std::exit would run the parent's atexit handlers and static destructors too; this
+    // process's own children are terminated (daemons) and joined as std::exit would.
+    join_children_at_exit();
+    ::_exit(code);
+  }
   std::exit(code);
 }
 

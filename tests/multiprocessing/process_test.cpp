@@ -54,36 +54,68 @@ void try_to_start_grandchild(mp::Connection<std::string> out) {
   }
 }
 
-// Starts a child blocked forever, reports its pid, and blocks (or returns, when `leave`).
-void start_blocked_grandchild(mp::Connection<int> out, bool daemon_grandchild, bool leave) {
-  auto [keep, other] = mp::Pipe<int>();
-  mp::Process grandchild({.daemon = daemon_grandchild}, wait_for_word, std::move(other));
-  grandchild.start();
-  out.send(grandchild.pid());
-  if (!leave) keep.recv();  // never arrives
+// Blocks until a signal ends the process. Nothing it holds ends when its parent dies, so only
+// the library can end it then.
+[[noreturn]] void block_until_killed() {
+  for (;;)
+    ::pause();
 }
 
-int report_pid_and_block(mp::Connection<int> out, mp::Connection<int> never) {
+// Reports its pid once it runs (so its parent-death signal is armed) and blocks until killed.
+int report_pid_and_block(mp::Connection<int> out) {
   out.send(static_cast<int>(::getpid()));
-  return never.recv();
+  block_until_killed();
+}
+
+void report_pid_twice_and_block(mp::Connection<int> out, mp::Connection<int> parent) {
+  parent.send(static_cast<int>(::getpid()));
+  report_pid_and_block(std::move(out));
+}
+
+// Starts a child that reports its pid and blocks until killed; once it has reported, blocks
+// too (or returns, when `leave`).
+void start_blocked_grandchild(mp::Connection<int> out, bool daemon_grandchild, bool leave) {
+  auto [reported, report] = mp::Pipe<int>(false);
+  mp::Process grandchild({.daemon = daemon_grandchild}, report_pid_twice_and_block, std::move(out),
+                         std::move(report));
+  grandchild.start();
+  reported.recv();
+  if (!leave) block_until_killed();
 }
 
 // Starts a process pool whose worker reports its pid and blocks; then blocks itself.
 void start_blocked_pool_worker(mp::Connection<int> out) {
-  auto [keep, other] = mp::Pipe<int>();
   mp::ProcessPoolExecutor pool({.max_workers = 1});
-  auto future = pool.submit(report_pid_and_block, std::move(out), std::move(other));
-  keep.recv();  // never arrives
+  auto future = pool.submit(report_pid_and_block, std::move(out));
+  block_until_killed();
 }
 
-// Waits until process `pid` (any process, not only a child) has ended.
+// Waits until process `pid` (any process, not only a child) has ended; kills it when it has
+// not, so a failing test leaves no process behind.
 bool ended_within(int pid, std::chrono::milliseconds timeout) {
   const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (fd < 0) return errno == ESRCH;
   const auto deadline = spindle::detail::Clock::now() + timeout;
   const bool ended = mp::detail::wait_readable(fd, &deadline);
+  if (!ended) ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
   ::close(fd);
   return ended;
+}
+
+int square(int x) {
+  return x * x;
+}
+
+// In a forked child: starts a (forked) child of its own and a pool of its own.
+void use_children_of_its_own(mp::Connection<int> out) {
+  out.send(static_cast<int>(mp::active_children().size()));
+  auto [in, back] = mp::Pipe<int>(false);
+  mp::Process grandchild(add_and_send, 40, 2, std::move(back));
+  grandchild.start();
+  out.send(in.recv());
+  grandchild.join();
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  out.send(pool.submit(square, 7).result());
 }
 
 }  // namespace
@@ -196,6 +228,19 @@ TEST(Process, MovedProcessKeepsItsChild) {
   EXPECT_EQ(processes[0].exitcode(), 0);
 }
 
+TEST(Process, AMovedFromProcessThrowsLogicErrorNotACrash) {
+  mp::Process process(throw_in_child);
+  mp::Process moved(std::move(process));
+  EXPECT_THROW(process.start(), std::logic_error);
+  EXPECT_THROW(process.join(), std::logic_error);
+  EXPECT_THROW(process.is_alive(), std::logic_error);
+  EXPECT_THROW(process.exitcode(), std::logic_error);
+  EXPECT_THROW(process.pid(), std::logic_error);
+  EXPECT_THROW(process.terminate(), std::logic_error);
+  EXPECT_THROW(process.name(), std::logic_error);
+  EXPECT_EQ(moved.pid(), 0);
+}
+
 TEST(Process, DaemonFlagAndDaemonsMayNotHaveChildren) {
   auto [in, out] = mp::Pipe<std::string>(false);
   mp::Process process({.daemon = true}, try_to_start_grandchild, std::move(out));
@@ -224,6 +269,7 @@ TEST(Process, ChildDiesWhenItsParentIsKilled) {
   auto [in, out] = mp::Pipe<int>(false);
   mp::Process parent(start_blocked_grandchild, std::move(out), false, false);
   parent.start();
+  out.close();  // only the child's copies remain: a failure is EOFError, not a hang
   const int grandchild = in.recv();
   parent.kill();
   parent.join();
@@ -234,6 +280,7 @@ TEST(Process, PoolWorkerDiesWhenItsParentIsKilled) {
   auto [in, out] = mp::Pipe<int>(false);
   mp::Process parent(start_blocked_pool_worker, std::move(out));
   parent.start();
+  out.close();  // only the child's copies remain: a failure is EOFError, not a hang
   const int worker = in.recv();
   parent.kill();
   parent.join();
@@ -244,6 +291,7 @@ TEST(Process, DaemonChildIsTerminatedWhenItsParentExits) {
   auto [in, out] = mp::Pipe<int>(false);
   mp::Process parent(start_blocked_grandchild, std::move(out), true, true);
   parent.start();
+  out.close();  // only the child's copies remain: a failure is EOFError, not a hang
   const int grandchild = in.recv();
   parent.join();
   EXPECT_EQ(parent.exitcode(), 0);
@@ -259,6 +307,24 @@ TEST(Process, ForkStartMethodRunsTheTarget) {
   EXPECT_EQ(in.recv(), 42);
   process.join();
   EXPECT_EQ(process.exitcode(), 0);
+}
+
+TEST(Process, AForkedChildStartsChildrenAndPoolsOfItsOwn) {
+  auto [keep, other] = mp::Pipe<int>();
+  mp::Process sibling(wait_for_word, std::move(other));  // a child the forked one must not see
+  sibling.start();
+  mp::set_start_method("fork", true);
+  auto [in, out] = mp::Pipe<int>(false);
+  mp::Process process(use_children_of_its_own, std::move(out));
+  process.start();
+  mp::set_start_method("spawn", true);
+  EXPECT_EQ(in.recv(), 0);  // the parent's children are not the forked child's
+  EXPECT_EQ(in.recv(), 42);
+  EXPECT_EQ(in.recv(), 49);
+  EXPECT_TRUE(process.join(60s));
+  EXPECT_EQ(process.exitcode(), 0);
+  keep.send(1);
+  sibling.join();
 }
 
 TEST(Process, StartMethodNames) {
