@@ -5,11 +5,15 @@
 #include <unistd.h>
 
 #include <functional>
+#include <ios>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <optional>
 #include <system_error>
+#include <typeinfo>
 #include <unordered_map>
+#include <variant>
 
 #include "spindle/detail/exception_info.hpp"
 #include "spindle/futures.hpp"
@@ -47,6 +51,16 @@ const std::unordered_map<std::string, Factory>& factories() {
       {"std::overflow_error", &make<std::overflow_error>},
       {"std::underflow_error", &make<std::underflow_error>},
       {"std::bad_alloc", &make<std::bad_alloc>},
+      {"std::bad_array_new_length", &make<std::bad_array_new_length>},
+      {"std::bad_cast", &make<std::bad_cast>},
+      {"std::bad_typeid", &make<std::bad_typeid>},
+      {"std::bad_exception", &make<std::bad_exception>},
+      {"std::bad_function_call", &make<std::bad_function_call>},
+      {"std::bad_weak_ptr", &make<std::bad_weak_ptr>},
+      {"std::bad_optional_access", &make<std::bad_optional_access>},
+      {"std::bad_variant_access", &make<std::bad_variant_access>},
+      {"std::ios_base::failure", &make<std::ios_base::failure>},
+      {"std::ios_base::failure[abi:cxx11]", &make<std::ios_base::failure>},
       {"spindle::Error", &make<spindle::Error>},
       {"spindle::TimeoutError", &make<spindle::TimeoutError>},
       {"spindle::EOFError", &make<spindle::EOFError>},

@@ -430,15 +430,20 @@ struct Barrier::State {
 
 detail::Place Barrier::create(std::size_t parties, const BarrierOptions& options) {
   if (parties == 0) throw std::invalid_argument("parties must be >= 1");
-  if (parties > UINT32_MAX) throw std::invalid_argument("parties must be < 2**32");
-  if (options.timeout && *options.timeout < std::chrono::nanoseconds::zero()) {
-    throw std::invalid_argument("'timeout' must be a non-negative duration");
+  if (parties > detail::kConditionSlots) {
+    // Every party but the last waits on the barrier's Condition, which has this many slots;
+    // more would break a wait midway and leave the others waiting forever.
+    throw std::invalid_argument("parties must be <= " + std::to_string(detail::kConditionSlots));
   }
+  // Checked and clamped (kTimeoutMax), so wait()'s now() + timeout cannot overflow.
+  const auto timeout = options.timeout
+                           ? std::optional(spindle::detail::to_timeout(*options.timeout, "timeout"))
+                           : std::nullopt;
   detail::Place place = detail::create_place(sizeof(Barrier::State));
   auto* state = new (place.as<Barrier::State>()) Barrier::State{};
   state->kind = detail::Kind::barrier;
   state->parties = static_cast<std::uint32_t>(parties);
-  state->timeout_ns = options.timeout ? options.timeout->count() : -1;
+  state->timeout_ns = timeout ? timeout->count() : -1;
   state->lock.kind = detail::Kind::rlock;
   state->changed.kind = detail::Kind::condition;
   state->changed.first = state->changed.last = state->changed.free_list = -1;

@@ -1,10 +1,12 @@
 // Process: starting, joining, exit codes, signals, names, daemons, targets in shared
 // libraries, and children that do not outlive their parent.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -68,8 +70,9 @@ int report_pid_and_block(mp::Connection<int> out) {
 }
 
 void report_pid_twice_and_block(mp::Connection<int> out, mp::Connection<int> parent) {
+  out.send(static_cast<int>(::getpid()));  // first: the parent may end once it hears
   parent.send(static_cast<int>(::getpid()));
-  report_pid_and_block(std::move(out));
+  block_until_killed();
 }
 
 // Starts a child that reports its pid and blocks until killed; once it has reported, blocks
@@ -100,6 +103,19 @@ bool ended_within(int pid, std::chrono::milliseconds timeout) {
   if (!ended) ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
   ::close(fd);
   return ended;
+}
+
+// How many of this process's sockets a program it starts would inherit.
+int inheritable_sockets() {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code error;
+    const auto target = std::filesystem::read_symlink(entry.path(), error);
+    if (error || target.string().rfind("socket:", 0) != 0) continue;
+    const int flags = ::fcntl(std::stoi(entry.path().filename().string()), F_GETFD);
+    if (flags >= 0 && (flags & FD_CLOEXEC) == 0) ++count;
+  }
+  return count;
 }
 
 int square(int x) {
@@ -325,6 +341,11 @@ TEST(Process, AForkedChildStartsChildrenAndPoolsOfItsOwn) {
   EXPECT_EQ(process.exitcode(), 0);
   keep.send(1);
   sibling.join();
+}
+
+TEST(Process, APoolWorkersSocketIsNotInheritedByProgramsItsTasksStart) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  EXPECT_EQ(pool.submit(inheritable_sockets).result(), 0);
 }
 
 TEST(Process, StartMethodNames) {

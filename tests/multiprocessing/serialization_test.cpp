@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <ios>
 #include <map>
 #include <memory>
 #include <optional>
@@ -10,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <typeinfo>
 #include <unordered_map>
 #include <variant>
 #include <vector>
@@ -157,6 +159,24 @@ TEST(Serialization, StandardExceptionsKeepTheirType) {
   }
   EXPECT_THROW(std::rethrow_exception(cross(std::make_exception_ptr(std::out_of_range("x")))),
                std::out_of_range);
+}
+
+TEST(Serialization, TheStandardLibrarysOwnErrorsKeepTheirType) {
+  const auto rethrow = [](auto error) {
+    std::rethrow_exception(cross(std::make_exception_ptr(error)));
+  };
+  EXPECT_THROW(rethrow(std::bad_optional_access()), std::bad_optional_access);
+  EXPECT_THROW(rethrow(std::bad_variant_access()), std::bad_variant_access);
+  EXPECT_THROW(rethrow(std::bad_function_call()), std::bad_function_call);
+  EXPECT_THROW(rethrow(std::bad_weak_ptr()), std::bad_weak_ptr);
+  EXPECT_THROW(rethrow(std::bad_cast()), std::bad_cast);
+  EXPECT_THROW(rethrow(std::bad_array_new_length()), std::bad_array_new_length);
+  try {
+    rethrow(std::ios_base::failure("stream broke"));
+    ADD_FAILURE() << "no exception";
+  } catch (const std::ios_base::failure& e) {
+    EXPECT_NE(std::string(e.what()).find("stream broke"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Serialization, SpindleExceptionsKeepTheirType) {

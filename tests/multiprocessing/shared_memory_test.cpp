@@ -80,6 +80,24 @@ TEST(SharedMemory, BadArgumentsAreInvalidArgument) {
   EXPECT_THROW(SharedMemory({}, false, 10), std::invalid_argument);
 }
 
+TEST(SharedMemory, NamesWithANullOrAnInnerSlashAndNegativeSizesAreInvalidArgument) {
+  using namespace std::string_literals;
+  EXPECT_THROW(SharedMemory("a\0b"s, true, 64), std::invalid_argument);
+  EXPECT_THROW(SharedMemory("a\0b"s, false, 0), std::invalid_argument);
+  EXPECT_THROW(SharedMemory("dir/name", true, 64), std::invalid_argument);
+  EXPECT_THROW(SharedMemory("/", false, 0), std::invalid_argument);
+  EXPECT_THROW(SharedMemory(unique_name("negative"), true, static_cast<std::size_t>(-1)),
+               std::invalid_argument);
+}
+
+TEST(SharedMemory, ABlockThatCannotBeMappedLeavesNoNameBehind) {
+  const std::string name = unique_name("huge");
+  EXPECT_THROW(SharedMemory(name, true, std::size_t{1} << 60), std::system_error);
+  EXPECT_THROW(SharedMemory(name, false, 0), std::system_error);  // not found: nothing was left
+  SharedMemory retry(name, true, 64);  // and the name can be created again
+  retry.unlink();
+}
+
 TEST(SharedMemory, BufAfterCloseIsLogicErrorAndUnlinkTwiceIsNotFound) {
   SharedMemory block(unique_name("close"), true, 64);
   block.close();

@@ -356,6 +356,19 @@ TEST(SharedBarrier, AbortBreaksAWaiterInAnotherProcess) {
   EXPECT_FALSE(barrier.broken());
 }
 
+TEST(SharedBarrier, MorePartiesThanOneConditionCanHoldAreInvalidArgument) {
+  EXPECT_THROW(mp::Barrier(0), std::invalid_argument);
+  EXPECT_THROW(mp::Barrier(1025), std::invalid_argument);
+  EXPECT_THROW(mp::Barrier(static_cast<std::size_t>(-1)), std::invalid_argument);
+  EXPECT_EQ(mp::Barrier(1024).parties(), 1024u);
+}
+
+TEST(SharedBarrier, AHugeDefaultTimeoutIsClampedNotAnOverflow) {
+  mp::Barrier barrier(1, {.timeout = std::chrono::nanoseconds::max()});
+  EXPECT_EQ(barrier.wait(), 0u);
+  EXPECT_THROW(mp::Barrier(2, {.timeout = std::chrono::nanoseconds(-1)}), std::invalid_argument);
+}
+
 TEST(SharedBarrier, DefaultTimeoutBreaksIt) {
   mp::Barrier barrier(2, {.timeout = 10ms});
   EXPECT_THROW(barrier.wait(), spindle::threading::BrokenBarrierError);

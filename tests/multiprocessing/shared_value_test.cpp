@@ -95,6 +95,24 @@ TEST(SharedArray, MadeFromValuesOrALength) {
   EXPECT_EQ(empty.size(), 0u);
 }
 
+TEST(SharedArray, ANegativeOrHugeLengthIsInvalidArgumentNotAWildWrite) {
+  EXPECT_THROW(mp::Array<int>(static_cast<std::size_t>(-1)), std::invalid_argument);
+  EXPECT_THROW(mp::Array<double>(std::size_t{1} << 62), std::invalid_argument);
+}
+
+TEST(SharedHandles, AMovedFromHandleThrowsLogicErrorNotACrash) {
+  mp::Value<int> value(1);
+  mp::Value<int> moved(std::move(value));
+  EXPECT_THROW(value.value(), std::logic_error);
+  mp::Lock lock;
+  mp::Lock other(std::move(lock));
+  EXPECT_THROW(lock.acquire(), std::logic_error);
+  mp::Event event;
+  mp::Event kept(std::move(event));
+  EXPECT_THROW(event.set(), std::logic_error);
+  EXPECT_EQ(moved.value(), 1);
+}
+
 TEST(SharedArray, ItsLockCrossesOnItsOwnAndIsTheSameLock) {
   mp::Array<int> array(2);
   mp::RLock lock;

@@ -653,8 +653,9 @@ struct BarrierOptions {
 };
 
 // A barrier across processes: Python's multiprocessing.Barrier, with threading::Barrier's
-// semantics and exception (threading::BrokenBarrierError). parties == 0 is
-// std::invalid_argument. Thread-safe and process-safe.
+// semantics and exception (threading::BrokenBarrierError). parties must be 1 to 1024 (the
+// waiters of one process-shared Condition), otherwise std::invalid_argument. Thread-safe and
+// process-safe.
 class Barrier {
  public:
   explicit Barrier(std::size_t parties, BarrierOptions options = {});
