@@ -346,7 +346,9 @@ class SharedMemory {
   explicit SharedMemory(detail::ForLoading /*tag*/) {}
   // The mapped bytes. std::logic_error after close().
   std::span<std::byte> buf() const;
+  // The name other processes attach by (without the leading '/'). Non-blocking.
   std::string name() const { return name_; }
+  // The size in bytes: the requested one, or the block's own when attached. Non-blocking.
   std::size_t size() const { return size_; }
   // Unmaps (once every copy of this handle has closed). Idempotent.
   void close() { segment_.reset(); }
@@ -463,8 +465,10 @@ class RLock : public detail::PlaceHandle<detail::Kind::rlock>,
   RLock();
   // Names no lock: only to be loaded into (see detail::ForLoading).
   explicit RLock(detail::ForLoading /*tag*/) {}
-  // std::logic_error when the calling thread does not own it.
+  // Releases one level. std::logic_error when the calling thread does not own it.
+  // Non-blocking.
   void release();
+  // True while held, by any thread of any process. Non-blocking.
   bool locked() const;
 
  private:
@@ -497,9 +501,12 @@ class Condition {
   Condition();
   // Names no condition: only to be loaded into (see detail::ForLoading).
   explicit Condition(detail::ForLoading tag) : lock_(std::in_place_type<RLock>, tag) {}
+  // Bound to `lock`, shared with whoever else holds a handle to it.
   explicit Condition(Lock lock);
   explicit Condition(RLock lock);
+  // Acquire and release the underlying lock: blocks as the lock does; the Lockable names too.
   void acquire();
+  // Blocks up to `timeout` (zero: never blocks); true when acquired.
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
     return std::visit([&](auto& lock) { return lock.acquire(timeout); }, lock_);
@@ -582,12 +589,12 @@ class Condition {
 class Semaphore : public detail::PlaceHandle<detail::Kind::semaphore>,
                   public detail::LockableMethods<Semaphore> {
  public:
+  // A new counter starting at `value`, in a new shared-memory segment. acquire() blocks
+  // while the counter is zero, then decrements it; acquire(timeout) gives up after `timeout`
+  // (zero: never blocks) and says whether it decremented.
   explicit Semaphore(std::ptrdiff_t value = 1);
   // Names no semaphore: only to be loaded into (see detail::ForLoading).
   explicit Semaphore(detail::ForLoading /*tag*/) {}
-  // acquire() blocks while the counter is zero, then decrements it; acquire(timeout) gives up
-  // after `timeout` (zero: never blocks) and says whether it decremented.
-  //
   // Adds `n` (n < 1: std::invalid_argument) and wakes up to n waiters. Above the bound of a
   // BoundedSemaphore: std::invalid_argument, and nothing is added. Non-blocking.
   void release(std::ptrdiff_t n = 1);
@@ -664,6 +671,7 @@ class Barrier {
   // Blocks until `parties` threads (of any processes) have called wait(); returns this
   // thread's arrival index. BrokenBarrierError as threading::Barrier.
   std::size_t wait();
+  // As wait(), but breaks the barrier (BrokenBarrierError) when `timeout` passes first.
   template <class Rep, class Period>
   std::size_t wait(std::chrono::duration<Rep, Period> timeout) {
     return wait_until(spindle::detail::deadline_after(timeout));
@@ -672,8 +680,11 @@ class Barrier {
   void reset();
   // Breaks the barrier; waiters get BrokenBarrierError. Non-blocking.
   void abort();
+  // The number of threads needed to pass. Non-blocking.
   std::size_t parties() const;
+  // How many threads, of every process, wait now. Non-blocking; approximate under concurrency.
   std::size_t n_waiting() const;
+  // True once aborted or a wait timed out, until reset(). Non-blocking.
   bool broken() const;
 
   template <class Archive>
@@ -731,6 +742,9 @@ class Array {
                 "process. Share the data itself (an Array of the elements, or a Queue)");
 
  public:
+  // A new array in a new shared-memory segment: `length` value-initialized elements, or a
+  // copy of `values`. A length above PTRDIFF_MAX (a negative one converted) is
+  // std::invalid_argument.
   explicit Array(std::size_t length) : Array(length, nullptr) {}
   explicit Array(std::span<const T> values) : Array(values.size(), values.data()) {}
   Array(std::initializer_list<T> values) : Array(values.size(), values.begin()) {}
@@ -745,6 +759,7 @@ class Array {
   T* end() const { return data() + size(); }
   // The lock that guards the elements (shared by every handle, in every process).
   RLock& get_lock() { return lock_; }
+  // get_lock()'s acquire (blocks), release and non-blocking try, as a Lockable.
   void lock() { lock_.acquire(); }
   void unlock() { lock_.release(); }
   bool try_lock() { return lock_.try_lock(); }
@@ -809,6 +824,7 @@ class Value {
   explicit Value(detail::ForLoading tag) : array_(tag) {}
   T& value() const { return array_[0]; }
   RLock& get_lock() { return array_.get_lock(); }
+  // get_lock()'s acquire (blocks), release and non-blocking try, as a Lockable.
   void lock() { array_.lock(); }
   void unlock() { array_.unlock(); }
   bool try_lock() { return array_.try_lock(); }
@@ -864,6 +880,7 @@ class Queue {
     const auto deadline = spindle::detail::deadline_after(timeout);
     put_until(item, &deadline);
   }
+  // Never blocks: queue::Full at once when there is no room.
   void put_nowait(const T& item) { put(item, std::chrono::nanoseconds::zero()); }
   // Blocks until an item arrives.
   T get() { return get_until(nullptr); }
@@ -873,11 +890,14 @@ class Queue {
     const auto deadline = spindle::detail::deadline_after(timeout);
     return get_until(&deadline);
   }
+  // Never blocks: queue::Empty at once when there is no item.
   T get_nowait() { return get(std::chrono::nanoseconds::zero()); }
   // Items in the queue, counting one being put. Non-blocking; approximate under concurrency.
   std::size_t qsize() const { return core_.qsize(); }
+  // qsize() == 0 and qsize() >= maxsize(), with the same caveat. Non-blocking.
   bool empty() const { return qsize() == 0; }
   bool full() const { return core_.maxsize() != 0 && qsize() >= core_.maxsize(); }
+  // The item limit given at construction (0: none). Non-blocking.
   std::size_t maxsize() const { return core_.maxsize(); }
   // The ring's size in bytes (QueueOptions::buffer_bytes).
   std::size_t buffer_bytes() const { return core_.buffer_bytes(); }
@@ -885,6 +905,7 @@ class Queue {
   // drains, then throws it. immediate: get throws at once and the queued items are dropped
   // (and counted as done for join()).
   void shutdown(bool immediate = false) { core_.shutdown(immediate); }
+  // True once any process has called shutdown(). Non-blocking.
   bool is_shutdown() const { return core_.is_shutdown(); }
   // This handle is done: later calls through it are std::invalid_argument. Other handles
   // and processes are unaffected.
@@ -950,7 +971,9 @@ class SimpleQueue {
   void put(const T& item) { queue_.put(item); }
   // Blocks until an item arrives.
   T get() { return queue_.get(); }
+  // True when no item is queued now. Non-blocking; approximate under concurrency.
   bool empty() const { return queue_.empty(); }
+  // This handle is done: later calls through it are std::invalid_argument.
   void close() { queue_.close(); }
 
   template <class Archive>
