@@ -28,7 +28,8 @@ struct ProcessState {
   bool started = false;
   bool self = false;  // the Process object of this very process
   int pid = 0;
-  int pidfd = -1;  // open until the state is destroyed, so waiting threads never race a close
+  int parent_pid = 0;  // who started it: a forked child's copy of this state is not its child
+  int pidfd = -1;      // open until the state is destroyed, so waiting threads never race a close
   std::optional<int> exitcode;
   Process* owner = nullptr;
 };
@@ -69,9 +70,18 @@ void reap(internal::ProcessState& state, bool block) {
   }
 }
 
+// As Python: only the process that started a child may wait for it or signal it (a forked
+// child holds copies of its parent's Process objects). Caller holds the state's mutex.
+void check_own_child(const internal::ProcessState& state, const char* operation) {
+  if (state.started && !state.self && state.parent_pid != ::getpid()) {
+    throw std::logic_error(std::string("can only ") + operation + " a child process");
+  }
+}
+
 void send_signal(internal::ProcessState& state, int signal) {
   std::lock_guard lock(state.mutex);
   if (!state.started || state.self) return;
+  check_own_child(state, "signal");
   reap(state, false);
   if (state.exitcode) return;
   if (state.pidfd >= 0) {
@@ -234,6 +244,7 @@ void Process::start() {
   }
   const detail::Child child = detail::start_child();
   state_->pid = child.pid;
+  state_->parent_pid = static_cast<int>(::getpid());
   // Without a pidfd (old kernel, no descriptors left) join polls and signals go by pid.
   state_->pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child.pid, 0));
   state_->started = true;
@@ -289,6 +300,7 @@ bool Process::join_until(const spindle::detail::Clock::time_point* deadline) {
     std::lock_guard lock(detail::checked(state_, "join").mutex);
     if (state_->self) throw std::logic_error("a process cannot join itself");
     if (!state_->started) throw std::logic_error("can only join a started process");
+    detail::check_own_child(*state_, "join");
     if (state_->exitcode) return true;
     pidfd = state_->pidfd;
   }
@@ -303,6 +315,7 @@ bool Process::is_alive() const {
   std::lock_guard lock(detail::checked(state_, "is_alive").mutex);
   if (state_->self) return true;
   if (!state_->started) return false;
+  detail::check_own_child(*state_, "test");
   detail::reap(*state_, false);
   return !state_->exitcode;
 }

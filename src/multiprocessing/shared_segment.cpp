@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <fstream>
@@ -176,12 +177,23 @@ std::shared_ptr<Segment> Segment::map(int fd, std::string name, int owner_pid) {
 }
 
 namespace {
-// Creates "/name" exclusively with `size` bytes; returns the descriptor or -1 with errno.
-int create_exclusive(const std::string& posix_name, std::size_t size) {
+// The first bytes of a segment spindle makes for itself hold the object's control state (a
+// lock word, a queue's indexes): they get real pages at once, so a full /dev/shm is an error
+// at construction, not a SIGBUS at the first touch. The rest (a queue's ring) is paged in as
+// it is reached.
+constexpr std::size_t kReservedControlBytes = 64 * 1024;
+
+// Creates "/name" exclusively with `size` bytes, `reserve` of them backed by real pages;
+// returns the descriptor or -1 with errno.
+int create_exclusive(const std::string& posix_name, std::size_t size, std::size_t reserve = 0) {
   const int fd = ::shm_open(posix_name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0) return -1;
-  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    const int error = errno;
+  int fallocate_error = 0;
+  if (reserve != 0) {
+    fallocate_error = ::posix_fallocate(fd, 0, static_cast<off_t>(std::min(reserve, size)));
+  }
+  if (fallocate_error != 0 || ::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    const int error = fallocate_error != 0 ? fallocate_error : errno;
     ::close(fd);
     ::shm_unlink(posix_name.c_str());
     errno = error;
@@ -201,7 +213,7 @@ std::shared_ptr<Segment> Segment::create_owned(std::size_t size) {
     name.append(std::to_string(current_pid())).append(".");
     name.append(std::to_string(own_start_time())).append(".");
     name.append(std::to_string(counter.fetch_add(1, std::memory_order_relaxed)));
-    const int fd = create_exclusive(name, size);
+    const int fd = create_exclusive(name, size, kReservedControlBytes);
     if (fd >= 0) return map_created(fd, std::move(name), current_pid());
     if (errno != EEXIST) throw os_error(errno, "cannot create shared memory '" + name + "'");
   }

@@ -436,14 +436,13 @@ detail::Place Barrier::create(std::size_t parties, const BarrierOptions& options
     throw std::invalid_argument("parties must be <= " + std::to_string(detail::kConditionSlots));
   }
   // Checked and clamped (kTimeoutMax), so wait()'s now() + timeout cannot overflow.
-  const auto timeout = options.timeout
-                           ? std::optional(spindle::detail::to_timeout(*options.timeout, "timeout"))
-                           : std::nullopt;
+  std::int64_t timeout_ns = -1;
+  if (options.timeout) timeout_ns = spindle::detail::to_timeout(*options.timeout).count();
   detail::Place place = detail::create_place(sizeof(Barrier::State));
   auto* state = new (place.as<Barrier::State>()) Barrier::State{};
   state->kind = detail::Kind::barrier;
   state->parties = static_cast<std::uint32_t>(parties);
-  state->timeout_ns = timeout ? timeout->count() : -1;
+  state->timeout_ns = timeout_ns;
   state->lock.kind = detail::Kind::rlock;
   state->changed.kind = detail::Kind::condition;
   state->changed.first = state->changed.last = state->changed.free_list = -1;

@@ -122,9 +122,17 @@ int square(int x) {
   return x * x;
 }
 
+mp::Process* forked_sibling = nullptr;
+
 // In a forked child: starts a (forked) child of its own and a pool of its own.
 void use_children_of_its_own(mp::Connection<int> out) {
   out.send(static_cast<int>(mp::active_children().size()));
+  try {
+    forked_sibling->join();  // the parent's Process object, copied by fork
+    out.send(-1);
+  } catch (const std::logic_error&) {
+    out.send(1);
+  }
   auto [in, back] = mp::Pipe<int>(false);
   mp::Process grandchild(add_and_send, 40, 2, std::move(back));
   grandchild.start();
@@ -329,12 +337,14 @@ TEST(Process, AForkedChildStartsChildrenAndPoolsOfItsOwn) {
   auto [keep, other] = mp::Pipe<int>();
   mp::Process sibling(wait_for_word, std::move(other));  // a child the forked one must not see
   sibling.start();
+  forked_sibling = &sibling;
   mp::set_start_method("fork", true);
   auto [in, out] = mp::Pipe<int>(false);
   mp::Process process(use_children_of_its_own, std::move(out));
   process.start();
   mp::set_start_method("spawn", true);
   EXPECT_EQ(in.recv(), 0);  // the parent's children are not the forked child's
+  EXPECT_EQ(in.recv(), 1);  // and it may not join them
   EXPECT_EQ(in.recv(), 42);
   EXPECT_EQ(in.recv(), 49);
   EXPECT_TRUE(process.join(60s));
