@@ -289,7 +289,9 @@ TEST(SharedQueue, AWriterDyingMidMessageBreaksTheQueueInsteadOfHanging) {
     queue.put(std::string(100000, 'x'));  // blocks after the first chunk: nobody reads
     return true;
   });
-  while (queue.qsize() == 0)
+  // Counted as being put, and asleep: it has written the first chunk and waits for room.
+  // (Killed earlier, it would have written nothing, and nothing would be broken.)
+  while (queue.qsize() == 0 || !spindle_test::asleep(child))
     std::this_thread::yield();
   ::kill(child, SIGKILL);
   EXPECT_EQ(wait_child(child), 128 + SIGKILL);

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -36,6 +37,16 @@ pid_t fork_child(Body body) {
     ::_exit(status);
   }
   return pid;
+}
+
+// True while process `pid` sleeps (state S in /proc/PID/stat): blocked, not merely preempted.
+inline bool asleep(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto end_of_name = line.rfind(')');
+  return end_of_name != std::string::npos && end_of_name + 2 < line.size() &&
+         line[end_of_name + 2] == 'S';
 }
 
 // Waits for the child: its exit status, or 128 + the signal that killed it.
