@@ -378,8 +378,11 @@ class PendingCall {
   // The worker's result message.
   virtual void complete(detail::Message&& result) noexcept = 0;
   virtual void fail(std::exception_ptr error) noexcept = 0;
-  // Cancels a call not yet started; true if it is now cancelled.
+  // Cancels a call not yet started; true if it is now cancelled. It runs the future's done
+  // callbacks, so the pool calls it outside its lock.
   virtual bool cancel() = 0;
+  // Whether cancel() can succeed at all (a map chunk cannot be cancelled: it runs).
+  virtual bool cancellable() const noexcept { return true; }
   // The pool expects the call to run a millisecond or more (FutureCore::expect_long_wait).
   virtual void expect_long_wait() noexcept {}
 
@@ -573,11 +576,17 @@ class MapChunkCall final : public PendingCall {
   }
   void fail(std::exception_ptr error) noexcept override { gather_->fail(std::move(error)); }
   bool cancel() override { return false; }
+  bool cancellable() const noexcept override { return false; }
 
  private:
   std::shared_ptr<MapGather<R>> gather_;
   typename MapGather<R>::Chunk chunk_;
 };
+
+// A count given as a negative number, wrapped around to a huge one.
+constexpr bool wrapped_negative(std::size_t count) noexcept {
+  return count > static_cast<std::size_t>(PTRDIFF_MAX);
+}
 
 struct WorkerPoolOptions {
   std::size_t workers = 1;
@@ -590,31 +599,49 @@ struct WorkerPoolOptions {
 
 class WorkerPoolCore;
 
-// Worker processes and the thread that feeds them and collects their results.
+// std::logic_error naming `operation` when the calling thread is the collector thread of
+// `pool` (a WorkerPool::identity(); nullptr: none), that is, in a done callback of one of its
+// calls: a wait there for a result of the same pool would never end, since that thread alone
+// delivers them.
+void refuse_wait_on_collector(const WorkerPoolCore* pool, const char* operation);
+
+// Worker processes and the thread that feeds them and collects their results (the collector;
+// it runs the calls' done callbacks).
 class WorkerPool {
  public:
   explicit WorkerPool(WorkerPoolOptions options);
-  // Blocks: shutdown(true).
+  // Blocks: shutdown(true). Destroyed on its collector thread (by a done callback), it does
+  // not wait: the collector finishes the calls, then the workers exit and it ends.
   ~WorkerPool();
-  // Queues a call. std::logic_error after shutdown; BrokenProcessPool when broken.
+  // Queues a call. std::logic_error after shutdown; BrokenProcessPool when broken. A call
+  // that cannot be sent (more than detail::max_frame_fds descriptors, none left to copy
+  // them) fails alone, through its future.
   void submit(std::unique_ptr<PendingCall> call);
   // Queues several calls at once (one lock, fewer system calls), emptying `calls`; when it
   // throws, none was queued.
   void submit(std::vector<std::unique_ptr<PendingCall>>& calls);
-  // Stops accepting calls; cancel_futures cancels those not started; wait blocks until every
-  // call has finished and the workers have exited.
+  // Stops accepting calls; cancel_futures cancels those not started (a call a dead worker
+  // had, waiting to run again, has started); wait blocks until every call has finished and
+  // the workers have exited: std::logic_error on the collector thread, which it would wait for.
   void shutdown(bool wait, bool cancel_futures);
   // Kills the workers now; calls not finished fail with BrokenProcessPool. Blocks until the
-  // workers are gone.
+  // workers are gone, except on the collector thread (as Python's Pool, which does not join
+  // its own thread): there the collector stops them once the callback returns.
   void terminate();
   // Copies the borrowed bytes (detail::Message::borrowed) of every call not yet written to
   // a worker, so that their owner may free them. Blocks on the pool's lock only.
   void own_borrowed();
   std::size_t workers() const noexcept { return workers_; }
+  // Identifies the pool to refuse_wait_on_collector (never dereferenced there).
+  const WorkerPoolCore* identity() const noexcept;
+  void refuse_wait_on_collector(const char* operation) const {
+    internal::refuse_wait_on_collector(identity(), operation);
+  }
 
  private:
   std::size_t workers_;
-  std::unique_ptr<WorkerPoolCore> core_;
+  // Shared with the collector thread, which may outlive this (see ~WorkerPool).
+  std::shared_ptr<WorkerPoolCore> core_;
 };
 
 }  // namespace internal
@@ -625,12 +652,12 @@ class WorkerPool {
 
 // Keyword arguments of Pool.
 struct PoolOptions {
-  // Empty: cpu_count(). 0: std::invalid_argument.
+  // Empty: cpu_count(). 0 or negative: std::invalid_argument.
   std::optional<std::size_t> processes{};
   // Runs first in every worker, with its arguments: {.initializer = {function, arg...}}.
   Initializer initializer{};
   // A worker exits after this many tasks (a task is one chunk) and a fresh one replaces it.
-  // Empty: no limit. 0: std::invalid_argument.
+  // Empty: no limit. 0 or negative: std::invalid_argument.
   std::optional<std::size_t> maxtasksperchild{};
   // Python's Pool replaces a worker that dies and waits forever for its task; here the task
   // fails with BrokenProcessPool (replace_worker), or the pool breaks (break_pool).
@@ -642,16 +669,26 @@ struct PoolOptions {
 template <class R>
 class AsyncResult {
  public:
-  explicit AsyncResult(futures::Future<R> future) : future_(std::move(future)) {}
-  // Blocks until ready; the value, or rethrows the call's exception.
-  R get() const { return future_.result(); }
+  // `pool`: the WorkerPool::identity() of the pool that completes the future, if any.
+  explicit AsyncResult(futures::Future<R> future, const internal::WorkerPoolCore* pool = nullptr)
+      : future_(std::move(future)), pool_(pool) {}
+  // Blocks until ready; the value, or rethrows the call's exception. Not ready, in a done
+  // callback of a call of the same pool: std::logic_error (it would wait for ever: the pool's
+  // results are delivered on the thread that runs the callback).
+  R get() const {
+    refuse_wait_on_collector("AsyncResult::get()");
+    return future_.result();
+  }
   // As get(); TimeoutError when not ready within `timeout`.
   template <class Rep, class Period>
   R get(std::chrono::duration<Rep, Period> timeout) const {
     return future_.result(timeout);
   }
-  // Blocks until ready.
-  void wait() const { future_.exception(); }
+  // Blocks until ready. std::logic_error as get().
+  void wait() const {
+    refuse_wait_on_collector("AsyncResult::wait()");
+    future_.exception();
+  }
   // Blocks until ready or `timeout` passed; true when ready.
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) const {
@@ -673,7 +710,12 @@ class AsyncResult {
   const futures::Future<R>& future() const noexcept { return future_; }
 
  private:
+  void refuse_wait_on_collector(const char* operation) const {
+    if (pool_ != nullptr && !future_.done()) internal::refuse_wait_on_collector(pool_, operation);
+  }
+
   futures::Future<R> future_;
+  const internal::WorkerPoolCore* pool_;
 };
 
 namespace detail {
@@ -861,7 +903,9 @@ void for_each_chunk(std::size_t workers, const F& function, Range& items,
   using Target = std::decay_t<F>;
   using E = typename ElementOf<Target, std::ranges::range_value_t<Range>, star>::type;
   static_assert(check_mappable<Target, E, star>());
-  if (chunksize && *chunksize == 0) throw std::invalid_argument("chunksize must be >= 1");
+  if (chunksize && (*chunksize == 0 || internal::wrapped_negative(*chunksize))) {
+    throw std::invalid_argument("chunksize must be >= 1");
+  }
   const Target target = function;
   auto run = [&](auto first, auto last, bool borrow_items) {
     const std::size_t size = static_cast<std::size_t>(std::distance(first, last));
@@ -966,10 +1010,13 @@ auto submit_map(SubmitMany&& submit_many, std::size_t workers, const F& function
 template <class R>
 class IMapResults {
  public:
+  // `pool`: the WorkerPool::identity() of the pool running the chunks.
   IMapResults(std::vector<futures::Future<std::vector<R>>> chunks, bool ordered,
+              const internal::WorkerPoolCore* pool,
               std::optional<spindle::detail::Clock::time_point> deadline = {})
       : chunks_(std::move(chunks)),
         ordered_(ordered),
+        pool_(pool),
         deadline_(deadline),
         order_(std::make_shared<Order>()) {
     if (!ordered_) {
@@ -993,24 +1040,28 @@ class IMapResults {
   }
 
   // The next result; blocks until it is ready. std::out_of_range when there is none left
-  // (Python's StopIteration); TimeoutError past the deadline (ProcessPoolExecutor::map).
+  // (Python's StopIteration). TimeoutError past the deadline (ProcessPoolExecutor::map):
+  // then, as Python's, the iteration is over (next() is std::out_of_range) and the chunks
+  // not started are cancelled. std::logic_error, instead of waiting for ever, in a done
+  // callback of a call of the same pool (see AsyncResult::get).
   R next() {
     while (position_ >= current_.size()) {
       if (taken_ == chunks_.size()) throw std::out_of_range("no more results");
       std::size_t index = taken_;
       if (!ordered_) {
         std::unique_lock lock(order_->mutex);
+        if (order_->done.empty()) {
+          internal::refuse_wait_on_collector(pool_, "the next result of imap_unordered");
+        }
         order_->ready.wait(lock, [&] { return !order_->done.empty(); });
         index = order_->done.front();
         order_->done.pop_front();
+      } else if (!chunks_[index].done()) {
+        internal::refuse_wait_on_collector(pool_, "the next result of a map");
       }
       ++taken_;
-      if (deadline_) {
-        const auto left = *deadline_ - spindle::detail::Clock::now();
-        current_ = chunks_[index].result(std::max(left, decltype(left)::zero()));
-      } else {
-        current_ = chunks_[index].result();
-      }
+      if (deadline_) wait_until_deadline(index);
+      current_ = chunks_[index].result();
       position_ = 0;
     }
     return std::move(current_[position_++]);
@@ -1048,6 +1099,21 @@ class IMapResults {
   std::default_sentinel_t end() { return {}; }
 
  private:
+  // Waits for chunk `index` until the deadline. Past it, the iteration is over, as Python's:
+  // TimeoutError, and the chunks from `index` on are cancelled. (A TimeoutError the call
+  // itself threw is its result, rethrown by result() as any exception.)
+  void wait_until_deadline(std::size_t index) {
+    const auto left = *deadline_ - spindle::detail::Clock::now();
+    try {
+      (void)chunks_[index].exception(std::max(left, decltype(left)::zero()));
+    } catch (const spindle::TimeoutError&) {
+      for (std::size_t i = chunks_.size(); i > index; --i)
+        chunks_[i - 1].cancel();
+      taken_ = chunks_.size();
+      throw;
+    }
+  }
+
   struct Order {
     std::mutex mutex;
     std::condition_variable ready;
@@ -1055,6 +1121,7 @@ class IMapResults {
   };
   std::vector<futures::Future<std::vector<R>>> chunks_;
   bool ordered_;
+  const internal::WorkerPoolCore* pool_;
   std::optional<spindle::detail::Clock::time_point> deadline_;
   std::shared_ptr<Order> order_;
   std::size_t taken_ = 0;
@@ -1064,11 +1131,17 @@ class IMapResults {
 
 // A pool of worker processes (multiprocessing.Pool). Every method is thread-safe. Functions
 // are plain functions or lambdas without captures; elements and results serializable.
-// Workers are scheduled as SCHED_BATCH (see ProcessPoolExecutor).
+// Workers are scheduled as SCHED_BATCH (see ProcessPoolExecutor). Results are delivered on
+// the pool's collector thread, which runs the done callbacks of their futures: there, a
+// blocking wait for a result of the same pool (apply, map, starmap, AsyncResult::get and
+// wait, imap's next) is std::logic_error, since it would wait for ever.
 class Pool {
  public:
+  // std::invalid_argument for processes or maxtasksperchild 0 or negative (wrapped around).
   explicit Pool(PoolOptions options = {});
-  // Blocks: terminate(), as Python's `with Pool() as pool:` does on exit.
+  // Blocks: terminate(), as Python's `with Pool() as pool:` does on exit. Destroyed in a done
+  // callback of its own (on its collector thread), it does not wait: the workers are stopped
+  // once the callback returns.
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -1100,18 +1173,19 @@ class Pool {
   template <class F, std::ranges::input_range Range>
   auto imap(F&& function, Range&& items, std::size_t chunksize = 1) {
     auto chunks = submit_chunks<false>(function, items, chunksize, false);
-    return IMapResults<typename decltype(chunks.front().result())::value_type>(std::move(chunks),
-                                                                               true);
+    return IMapResults<typename decltype(chunks.front().result())::value_type>(
+        std::move(chunks), true, pool_.identity());
   }
   template <class F, std::ranges::input_range Range>
   auto imap_unordered(F&& function, Range&& items, std::size_t chunksize = 1) {
     auto chunks = submit_chunks<false>(function, items, chunksize, false);
-    return IMapResults<typename decltype(chunks.front().result())::value_type>(std::move(chunks),
-                                                                               false);
+    return IMapResults<typename decltype(chunks.front().result())::value_type>(
+        std::move(chunks), false, pool_.identity());
   }
   // function(args...) in a worker; blocks for the result.
   template <class F, class... A>
   auto apply(F&& function, A&&... args) {
+    pool_.refuse_wait_on_collector("Pool::apply");
     return apply_async(std::forward<F>(function), std::forward<A>(args)...).get();
   }
   template <class F, class... A>
@@ -1119,7 +1193,7 @@ class Pool {
     detail::Message call = detail::encode_call<true>(function, std::forward<A>(args)...);
     using R = typename ResultOf<detail::ShippableCall<true, F, A...>, F, A...>::type;
     auto pending = std::make_unique<internal::FutureCall<R>>(std::move(call));
-    AsyncResult<R> result(pending->future);
+    AsyncResult<R> result(pending->future, pool_.identity());
     submit(std::move(pending));
     return result;
   }
@@ -1127,10 +1201,12 @@ class Pool {
   // No more tasks; the workers exit once the submitted ones are done. Non-blocking.
   void close();
   // Stops the workers now; unfinished results fail with BrokenProcessPool. Blocks until the
-  // workers are gone.
+  // workers are gone, except in a done callback of its own (as Python's, which does not join
+  // its own thread): there they are stopped once the callback returns.
   void terminate();
   // Blocks until the workers have exited. std::invalid_argument unless close() or
-  // terminate() came first (Python's "Pool is still running").
+  // terminate() came first (Python's "Pool is still running"); std::logic_error in a done
+  // callback of its own, where it would wait for ever.
   void join();
   std::size_t processes() const noexcept { return pool_.workers(); }
 
@@ -1170,6 +1246,7 @@ class Pool {
   // out, the pool first copies whatever it has not written yet.
   template <bool star, class F, class Range>
   auto map_blocking(const F& function, Range& items, std::optional<std::size_t> chunksize) {
+    pool_.refuse_wait_on_collector(star ? "Pool::starmap" : "Pool::map");
     try {
       auto gather = submit_map<star>(function, items, chunksize, true);
       gather->done.result();
@@ -1182,7 +1259,7 @@ class Pool {
 
   // An AsyncResult for a map's gathered results.
   template <class R>
-  static AsyncResult<std::vector<R>> async_result(std::shared_ptr<internal::MapGather<R>> gather) {
+  AsyncResult<std::vector<R>> async_result(std::shared_ptr<internal::MapGather<R>> gather) const {
     futures::Future<std::vector<R>> all;
     all.set_running_or_notify_cancel();
     // Runs in the thread that completes the last chunk (or the first failure).
@@ -1193,7 +1270,7 @@ class Pool {
         all.set_result(gather->take());
       }
     });
-    return AsyncResult<std::vector<R>>(all);
+    return AsyncResult<std::vector<R>>(all, pool_.identity());
   }
 
   enum class State { running, closed, terminated };
@@ -1208,12 +1285,12 @@ class Pool {
 
 // Keyword arguments of ProcessPoolExecutor.
 struct ProcessPoolOptions {
-  // Empty: cpu_count(). 0: std::invalid_argument.
+  // Empty: cpu_count(). 0 or negative: std::invalid_argument.
   std::optional<std::size_t> max_workers{};
   // Runs first in every worker; if it throws, the pool is broken (BrokenProcessPool).
   Initializer initializer{};
   // A worker exits after this many calls and a fresh one replaces it. Empty: no limit.
-  // 0: std::invalid_argument.
+  // 0 or negative: std::invalid_argument; so is any value with the "fork" start method.
   std::optional<std::size_t> max_tasks_per_child{};
   // What a worker dying mid-call does; see OnWorkerCrash.
   OnWorkerCrash on_worker_crash = OnWorkerCrash::break_pool;
@@ -1223,13 +1300,19 @@ struct ProcessPoolOptions {
 // (concurrent.futures.ProcessPoolExecutor). Workers start at the first submit, up to
 // max_workers, and run calls in the order they were submitted. submit() and map() are
 // thread-safe and do not block (a very large argument may wait for room in a worker's pipe).
-// Futures complete on the pool's collector thread, which runs their done callbacks.
+// Futures complete on the pool's collector thread, which runs their done callbacks. A done
+// callback must not wait for another future of the same pool (result() or exception()
+// without a timeout would wait for ever: only that thread completes them); the map
+// iterator's next() and shutdown(wait=true) refuse to, with std::logic_error.
 // Workers are scheduled as SCHED_BATCH, so a worker woken with a call never preempts the
 // thread still submitting; threads a call starts in a worker inherit that policy.
 class ProcessPoolExecutor : public futures::Executor {
  public:
+  // std::invalid_argument for max_workers or max_tasks_per_child 0 or negative (wrapped
+  // around), and for max_tasks_per_child with the "fork" start method (as Python).
   explicit ProcessPoolExecutor(ProcessPoolOptions options = {});
-  // Blocks: shutdown(true).
+  // Blocks: shutdown(true). Destroyed in a done callback of its own (on its collector thread),
+  // it does not wait: the calls submitted still run, then the workers exit.
   ~ProcessPoolExecutor() override;
 
   // Schedules function(args...) in a worker; a Future for its result. The function is a plain
@@ -1247,10 +1330,11 @@ class ProcessPoolExecutor : public futures::Executor {
   }
 
   // fn over one range, in chunks (chunksize empty: as Pool.map, about four chunks per worker
-  // of at most about 64 KiB of elements; 0: std::invalid_argument): a lazy range of the results in
-  // input order, which rethrows an element's exception when it is reached and TimeoutError past
-  // `timeout` (counted from this call). Destroying it cancels the chunks not started. Several
-  // ranges: Executor::map, one call per element.
+  // of at most about 64 KiB of elements; 0 or negative: std::invalid_argument): a lazy range of
+  // the results in input order, which rethrows an element's exception when it is reached and
+  // TimeoutError past `timeout` (counted from this call; the iteration then ends and the
+  // chunks not started are cancelled, as Python's). Destroying it cancels the chunks not
+  // started. Several ranges: Executor::map, one call per element.
   template <class F, std::ranges::input_range Range>
   auto map(F&& function, Range&& items) {
     return map(futures::MapOptions{}, std::forward<F>(function), std::forward<Range>(items));
@@ -1262,11 +1346,14 @@ class ProcessPoolExecutor : public futures::Executor {
     auto chunks = detail::submit_chunks<false>(
         [this](std::unique_ptr<internal::PendingCall> call) { pool_.submit(std::move(call)); },
         pool_.workers(), function, items, options.chunksize, true);
-    return IMapResults<typename decltype(chunks.front().result())::value_type>(std::move(chunks),
-                                                                               true, deadline);
+    return IMapResults<typename decltype(chunks.front().result())::value_type>(
+        std::move(chunks), true, pool_.identity(), deadline);
   }
   using futures::Executor::map;
 
+  // cancel_futures cancels the calls not started (a call that a worker which died had queued,
+  // and that waits to run again, has started: it runs). wait=true in a done callback of its
+  // own is std::logic_error (Python's RuntimeError): it would wait for ever.
   void shutdown(bool wait = true, bool cancel_futures = false) override;
   std::size_t max_workers() const noexcept { return pool_.workers(); }
 

@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -52,11 +53,28 @@ Header parse_header(const char* bytes) {
                          " (the peer is not speaking spindle's protocol, or the stream is out of "
                          "step)");
   }
-  if (header.length > max_frame_length || header.fds > max_frame_fds) {
+  if (header.length > max_payload_length()) {
     throw CorruptMessage("corrupt frame: impossible length " + std::to_string(header.length) +
-                         " or descriptor count " + std::to_string(header.fds));
+                         " (no frame here can be longer than " +
+                         std::to_string(max_payload_length()) +
+                         " bytes, this machine's memory and swap)");
+  }
+  if (header.fds > max_frame_fds) {
+    throw CorruptMessage("corrupt frame: impossible descriptor count " +
+                         std::to_string(header.fds));
   }
   return header;
+}
+
+// A payload's memory is committed this much at a time, as its bytes arrive (the whole of it
+// is only reserved, which costs address space, not memory): a corrupt length then costs no
+// more than the bytes that did come. More than a socket buffer holds, so that one read is
+// never cut short by it.
+constexpr std::size_t payload_step = 4 << 20;
+
+// How far to commit `payload` next, when `have` bytes of its `length` are in.
+std::size_t next_payload_size(std::size_t have, std::uint64_t length) {
+  return have + static_cast<std::size_t>(std::min<std::uint64_t>(length - have, payload_step));
 }
 
 // sendmsg of `iov`, with `fds` attached when not empty. Returns bytes written or -1.
@@ -131,6 +149,17 @@ void take_fds(std::deque<int>& from, std::size_t count, std::vector<int>& to) {
 }
 
 }  // namespace
+
+std::uint64_t max_payload_length() noexcept {
+  static const std::uint64_t limit = [] {
+    struct sysinfo info {};
+    if (::sysinfo(&info) != 0) return max_frame_length;
+    const std::uint64_t memory =
+        (std::uint64_t{info.totalram} + std::uint64_t{info.totalswap}) * info.mem_unit;
+    return std::min(memory, max_frame_length);
+  }();
+  return limit;
+}
 
 std::pair<int, int> socket_pair() {
   int fds[2];
@@ -236,9 +265,14 @@ bool recv_frame(int fd, Message& out) {
   try {
     const std::optional<Header> header = read_header(fd, fds);
     if (!header) return false;
-    message.bytes.resize(header->length);
-    if (read_fully(fd, message.bytes.data(), header->length, fds) < header->length) {
-      throw ended_inside_payload(header->length);
+    message.bytes.reserve(static_cast<std::size_t>(header->length));
+    while (message.bytes.size() < header->length) {
+      const std::size_t have = message.bytes.size();
+      message.bytes.resize(next_payload_size(have, header->length));
+      const std::size_t piece = message.bytes.size() - have;
+      if (read_fully(fd, message.bytes.data() + have, piece, fds) < piece) {
+        throw ended_inside_payload(header->length);
+      }
     }
     take_fds(fds, header->fds, message.fds);
   } catch (...) {
@@ -335,7 +369,7 @@ FrameReader::~FrameReader() {
 
 bool FrameReader::pop(Message& out) {
   if (large_) {
-    if (large_filled_ < large_->bytes.size()) return false;
+    if (large_filled_ < large_length_) return false;
     take_fds(fds_, large_fds_, large_->fds);
     out = std::move(*large_);
     large_.reset();
@@ -360,11 +394,13 @@ void FrameReader::start_large_frame() {
   const Header header = parse_header(buffer_.get() + begin_);
   const std::size_t have = available - frame_header_size;
   if (header.length < large_frame || have >= header.length) return;
+  // Reserved only: committed as the bytes arrive (see fill).
+  std::string payload = recycled_buffer(static_cast<std::size_t>(header.length));
+  payload.assign(buffer_.get() + begin_ + frame_header_size, have);
   large_.emplace();
-  large_->bytes = recycled_buffer(header.length);
-  large_->bytes.resize(header.length);
-  std::memcpy(large_->bytes.data(), buffer_.get() + begin_ + frame_header_size, have);
+  large_->bytes = std::move(payload);
   large_filled_ = have;
+  large_length_ = static_cast<std::size_t>(header.length);
   large_fds_ = header.fds;
   begin_ = end_ = 0;
 }
@@ -394,8 +430,11 @@ bool FrameReader::fill(bool block) {
   char* target;
   std::size_t want;
   if (large_) {
-    target = large_->bytes.data() + large_filled_;
-    want = large_->bytes.size() - large_filled_;  // not past this frame
+    std::string& bytes = large_->bytes;
+    if (large_filled_ == bytes.size())
+      bytes.resize(next_payload_size(large_filled_, large_length_));
+    target = bytes.data() + large_filled_;
+    want = bytes.size() - large_filled_;  // not past this frame
   } else {
     make_room(read_size);
     target = buffer_.get() + end_;
@@ -462,6 +501,13 @@ void FrameWriter::own_borrowed() {
       piece = {};
     }
   }
+}
+
+std::size_t FrameWriter::unsent_frames() const noexcept {
+  std::size_t unsent = 0;
+  for (auto chunk = chunks_.rbegin(); chunk != chunks_.rend() && chunk->sent == 0; ++chunk)
+    ++unsent;
+  return unsent;
 }
 
 bool FrameWriter::flush(int fd) {

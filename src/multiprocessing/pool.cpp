@@ -5,10 +5,12 @@ namespace spindle::multiprocessing {
 namespace {
 
 internal::WorkerPoolOptions pool_options(PoolOptions options) {
-  if (options.processes && *options.processes == 0) {
+  if (options.processes &&
+      (*options.processes == 0 || internal::wrapped_negative(*options.processes))) {
     throw std::invalid_argument("Number of processes must be at least 1");
   }
-  if (options.maxtasksperchild && *options.maxtasksperchild == 0) {
+  if (options.maxtasksperchild &&
+      (*options.maxtasksperchild == 0 || internal::wrapped_negative(*options.maxtasksperchild))) {
     throw std::invalid_argument("maxtasksperchild must be a positive number");
   }
   internal::WorkerPoolOptions pool;
@@ -26,6 +28,7 @@ internal::WorkerPoolOptions pool_options(PoolOptions options) {
 
 Pool::Pool(PoolOptions options) : pool_(pool_options(std::move(options))) {}
 
+// Then pool_'s destructor, which waits for the collector unless it runs on it.
 Pool::~Pool() {
   terminate();
 }
@@ -35,14 +38,27 @@ void Pool::check_running() const {
   if (state_ != State::running) throw std::invalid_argument("Pool not running");
 }
 
+// The worker pool refuses calls after shutdown with std::logic_error; a close() or
+// terminate() between check_running() and the submit is reported as check_running() would
+// have (the pool is only shut down by them, after they changed state_).
 void Pool::submit(std::unique_ptr<internal::PendingCall> call) {
   check_running();
-  pool_.submit(std::move(call));
+  try {
+    pool_.submit(std::move(call));
+  } catch (const std::logic_error&) {
+    check_running();
+    throw;
+  }
 }
 
 void Pool::submit(std::vector<std::unique_ptr<internal::PendingCall>>& calls) {
   check_running();
-  pool_.submit(calls);
+  try {
+    pool_.submit(calls);
+  } catch (const std::logic_error&) {
+    check_running();
+    throw;
+  }
 }
 
 void Pool::close() {

@@ -62,6 +62,17 @@ int reap(int pid) {
   return status;
 }
 
+// What an error says, for a message naming it as a cause.
+std::string describe(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& caught) {
+    return caught.what();
+  } catch (...) {
+    return "an exception of an unknown type";
+  }
+}
+
 // How many calls a worker holds (running and queued) is sized from how long its calls run:
 // enough to keep it busy for `refill_us`, the time the pool takes to send more once a result
 // is in, and never fewer than two, so a worker does not wait for its next call. Calls of a
@@ -78,6 +89,10 @@ constexpr double tail_call_us = 1'000;
 // Waiting for a call that runs this long, a thread sleeps at once rather than spin first.
 constexpr double long_wait_us = 1'000;
 
+// The pool whose collector this thread is, if it is one: its done callbacks run here, and
+// must not wait for the pool's results, which only this thread delivers.
+thread_local const WorkerPoolCore* current_collector = nullptr;
+
 }  // namespace
 
 struct Worker {
@@ -92,7 +107,7 @@ struct Worker {
   Clock::time_point last_event{};
 };
 
-class WorkerPoolCore {
+class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
   using Completions = std::vector<std::pair<std::unique_ptr<PendingCall>, Message>>;
   using Failures = std::vector<std::pair<std::unique_ptr<PendingCall>, std::exception_ptr>>;
 
@@ -101,48 +116,86 @@ class WorkerPoolCore {
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   }
+  // The last reference goes with the owner, once it has joined the collector, or with the
+  // collector itself, when the owner was destroyed on it (from a done callback).
   ~WorkerPoolCore() {
-    shutdown(true, false);
+    if (collector_.joinable()) collector_.detach();  // this is the collector, at its end
     detail::close_fd(wake_fd_);
   }
 
+  bool on_collector_thread() const noexcept { return current_collector == this; }
+
   // Queues calls[0, count) (all, or none when it throws; taken ones are left empty) and
-  // writes what the sockets take.
+  // writes what the sockets take. A call that cannot be written fails alone.
   void submit(std::unique_ptr<PendingCall>* calls, std::size_t count) {
     for (std::size_t i = 0; i < count; ++i) {
       calls[i]->target_hash =
           std::hash<std::string_view>{}(detail::call_target(calls[i]->call.bytes));
     }
-    std::unique_lock lock(mutex_);
-    if (shutdown_) {
-      throw std::logic_error("cannot schedule new calls after shutdown (" + options_.kind + ")");
-    }
-    if (broken_) throw BrokenProcessPool(*broken_);
-    if (!started_) start_locked();
-    for (std::size_t i = 0; i < count; ++i) {
-      const auto timed = timings_.find(calls[i]->target_hash);
-      if (timed != timings_.end() && timed->second.microseconds >= long_wait_us) {
-        calls[i]->expect_long_wait();
+    Failures failures;
+    {
+      std::unique_lock lock(mutex_);
+      if (shutdown_) {
+        throw std::logic_error("cannot schedule new calls after shutdown (" + options_.kind + ")");
       }
-      pending_.push_back(std::move(calls[i]));
+      if (broken_) throw BrokenProcessPool(*broken_);
+      if (!started_) start_locked();
+      for (std::size_t i = 0; i < count; ++i) {
+        const auto timed = timings_.find(calls[i]->target_hash);
+        if (timed != timings_.end() && timed->second.microseconds >= long_wait_us) {
+          calls[i]->expect_long_wait();
+        }
+        pending_.push_back(std::move(calls[i]));
+      }
+      try {
+        if (dispatch_locked(failures)) wake_locked();
+      } catch (...) {
+        // No memory to hand calls out: they are queued, and the collector tries again.
+        wake_locked();
+      }
     }
-    if (dispatch_locked()) wake_locked();
+    for (auto& [call, error] : failures)
+      call->fail(error);
   }
 
+  // shutdown(true, ...) on the collector thread is std::logic_error: it would wait for itself.
   void shutdown(bool wait, bool cancel_futures) {
+    if (wait && on_collector_thread()) {
+      throw std::logic_error("shutdown(wait=true) of a " + options_.kind +
+                             " in a done callback of its own calls would wait for ever (the "
+                             "callback runs on the thread that finishes them)");
+    }
     std::vector<std::unique_ptr<PendingCall>> cancelled;
     {
       std::lock_guard lock(mutex_);
       shutdown_ = true;
       if (cancel_futures) {
+        // A started call (one a dead worker had, waiting to run again) cannot be cancelled:
+        // it runs, or fails, as any other; so does one that cannot be cancelled at all.
+        cancelled.reserve(pending_.size());
         for (auto& call : pending_) {
-          if (!call->started) call->cancel();
+          if (!call->started && call->cancellable()) cancelled.push_back(std::move(call));
         }
-        pending_.clear();
+        std::erase(pending_, nullptr);
       }
       wake_locked();
     }
+    // Outside the lock: cancelling runs the futures' done callbacks, which may use the pool.
+    for (auto& call : cancelled)
+      call->cancel();  // false: completed by hand already, and not the pool's to run
     if (wait) join_collector();
+  }
+
+  // For the owner's destructor: shutdown(true, false), except on the collector thread (the
+  // owner destroyed from a done callback), where it does not wait: the collector finishes
+  // the calls, then frees this core.
+  void shutdown_on_owner_destruction() noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      shutdown_ = true;
+      wake_locked();
+    }
+    if (!on_collector_thread()) join_collector();
   }
 
   // Copies every byte that calls not yet written borrow (Message::borrowed) into the pool's
@@ -171,6 +224,8 @@ class WorkerPoolCore {
       call->fail(error);
   }
 
+  // On the collector thread (a done callback), does not wait, as Python's Pool does not join
+  // its own thread: the collector stops the workers once the callback returns.
   void terminate() {
     {
       std::lock_guard lock(mutex_);
@@ -178,7 +233,7 @@ class WorkerPoolCore {
       terminating_ = true;
       wake_locked();
     }
-    join_collector();
+    if (!on_collector_thread()) join_collector();
   }
 
  private:
@@ -207,16 +262,17 @@ class WorkerPoolCore {
       throw BrokenProcessPool(*broken_);
     }
     started_ = true;
-    collector_ = std::thread([this] { collect(); });
+    // The collector keeps the core alive: its owner may be destroyed on it (in a callback).
+    collector_ = std::thread([core = shared_from_this()] {
+      current_collector = core.get();
+      core->collect();
+    });
   }
 
   void spawn_locked() {
-    const detail::Child child = detail::start_child();
+    // Whatever may fail comes before the child starts, or undoes the start: a child left
+    // behind would wait for its first frame for ever.
     auto worker = std::make_unique<Worker>();
-    worker->pid = child.pid;
-    worker->fd = child.fd;
-    detail::set_nonblocking(child.fd);
-    worker->reader = std::make_unique<detail::FrameReader>(child.fd);
     Message boot;
     {
       detail::Encoder out(boot);
@@ -228,6 +284,19 @@ class WorkerPoolCore {
     }
     worker->writer.push(std::move(boot));
     if (options_.initializer) worker->writer.push(copy_message(*options_.initializer));
+    workers_.reserve(std::max(options_.workers, workers_.size() + 1));
+    const detail::Child child = detail::start_child();
+    try {
+      detail::set_nonblocking(child.fd);
+      worker->reader = std::make_unique<detail::FrameReader>(child.fd);
+    } catch (...) {
+      ::kill(child.pid, SIGKILL);
+      detail::close_parent_end(child.fd);
+      reap(child.pid);
+      throw;
+    }
+    worker->pid = child.pid;
+    worker->fd = child.fd;
     workers_.push_back(std::move(worker));
   }
 
@@ -253,8 +322,9 @@ class WorkerPoolCore {
   }
 
   // Hands pending calls to workers with room and writes what the sockets take. True when
-  // some bytes wait for room (the collector must watch for it).
-  bool dispatch_locked() {
+  // some bytes wait for room (the collector must watch for it). A call that cannot be
+  // written (too many descriptors, none left to copy them) goes to `failures`.
+  bool dispatch_locked(Failures& failures) {
     while (!pending_.empty()) {
       const std::size_t limit = queue_limit(pending_.front()->target_hash);
       // The worker with the fewest calls. Of idle ones, the one idle the shortest (it may
@@ -274,19 +344,34 @@ class WorkerPoolCore {
       std::unique_ptr<PendingCall> call = std::move(pending_.front());
       pending_.pop_front();
       if (!call->started) {
-        if (!call->start()) continue;  // cancelled
+        bool run = false;
+        try {
+          run = call->start();
+        } catch (const std::logic_error&) {
+          continue;  // completed or claimed through a copy of its future: not ours to run
+        }
+        if (!run) continue;  // cancelled
         call->started = true;
       }
-      if (options_.on_worker_crash == OnWorkerCrash::replace_worker) {
-        // The call keeps its message, to run again elsewhere if the worker dies before it
-        // ran; the frame refers to it until written (the call stays in in_flight as long).
-        best->writer.push_view(call->call, copy_fds(call->call.fds));
-      } else {
-        best->writer.push(std::move(call->call));
-      }
-      if (best->in_flight.empty()) best->last_event = Clock::now();
-      if (trace::enabled()) call->traced_since = trace::Clock::now();
+      // In in_flight before its frame is queued: results are matched to calls by their order.
+      PendingCall& handed_out = *call;
       best->in_flight.push_back(std::move(call));
+      try {
+        if (options_.on_worker_crash == OnWorkerCrash::replace_worker) {
+          // The call keeps its message, to run again elsewhere if the worker dies before it
+          // ran; the frame refers to it until written (the call stays in in_flight as long).
+          best->writer.push_view(handed_out.call, copy_fds(handed_out.call.fds));
+        } else {
+          best->writer.push(std::move(handed_out.call));
+        }
+      } catch (...) {
+        std::unique_ptr<PendingCall> unsent = std::move(best->in_flight.back());
+        best->in_flight.pop_back();
+        failures.emplace_back(std::move(unsent), std::current_exception());
+        continue;
+      }
+      if (best->in_flight.size() == 1) best->last_event = Clock::now();
+      if (trace::enabled()) handed_out.traced_since = trace::Clock::now();
       if (options_.max_tasks_per_child != 0 && ++best->sent == options_.max_tasks_per_child) {
         best->retiring = true;
       }
@@ -331,43 +416,84 @@ class WorkerPoolCore {
     fail_everything_locked(std::make_exception_ptr(BrokenProcessPool(reason)), failures);
   }
 
-  // A worker's stream ended (or went out of step). Removes it; replaces it when needed.
-  void worker_ended_locked(std::size_t index, std::exception_ptr corrupt, Failures& failures) {
+  // A worker's stream ended, or could not be followed any more (`unreadable`: a corrupt
+  // frame, or no memory for one). Removes the worker; replaces it when needed.
+  void worker_ended_locked(std::size_t index, const std::exception_ptr& unreadable,
+                           Failures& failures) {
     std::unique_ptr<Worker> worker = std::move(workers_[index]);
     workers_.erase(workers_.begin() + static_cast<std::ptrdiff_t>(index));
     worker->reader.reset();
-    if (corrupt) ::kill(worker->pid, SIGKILL);
+    if (unreadable) ::kill(worker->pid, SIGKILL);
     detail::close_parent_end(worker->fd);
     const int status = reap(worker->pid);
     const bool clean_exit =
-        !corrupt && WIFEXITED(status) && WEXITSTATUS(status) == 0 && worker->in_flight.empty();
+        !unreadable && WIFEXITED(status) && WEXITSTATUS(status) == 0 && worker->in_flight.empty();
     if (clean_exit && (worker->retiring || shutdown_)) {
       if (!shutdown_ || !pending_.empty()) replace_locked(failures);  // max_tasks_per_child
       return;
     }
-    const std::string what = "a worker process (pid " + std::to_string(worker->pid) + ") of the " +
-                             options_.kind + " " + describe_status(status) +
-                             (worker->in_flight.empty() ? "" : " while running a call");
-    if (!corrupt && options_.on_worker_crash == OnWorkerCrash::break_pool) {
-      for (auto& call : worker->in_flight)
+    if (unreadable) {
+      unreadable_worker_locked(*worker, unreadable, failures);
+    } else {
+      const std::string what = "a worker process (pid " + std::to_string(worker->pid) +
+                               ") of the " + options_.kind + " " + describe_status(status) +
+                               (worker->in_flight.empty() ? "" : " while running a call");
+      if (options_.on_worker_crash == OnWorkerCrash::break_pool) {
+        for (auto& call : worker->in_flight)
+          pending_.push_front(std::move(call));
+        break_locked(what + "; the pool is not usable any more", failures);
+        return;
+      }
+      if (!worker->in_flight.empty()) {
+        failures.emplace_back(std::move(worker->in_flight.front()),
+                              std::make_exception_ptr(BrokenProcessPool(what)));
+        worker->in_flight.pop_front();
+        // The calls queued behind it have not run: they go first to the other workers.
+        requeue_locked(*worker, worker->in_flight.size());
+      }
+    }
+    if (!broken_ && (!shutdown_ || !pending_.empty())) replace_locked(failures);
+  }
+
+  // The last `count` calls of `worker` go back to the front of the queue, in order.
+  void requeue_locked(Worker& worker, std::size_t count) {
+    for (; count > 0; --count) {
+      pending_.push_front(std::move(worker.in_flight.back()));
+      worker.in_flight.pop_back();
+    }
+  }
+
+  // The calls of a worker killed because its stream could not be followed (`error`). It ran
+  // on past the frame it could not read, so any call it received may have run.
+  //  break_pool: the pool breaks, naming the cause (the calls' messages went to the worker).
+  //  replace_worker: the call the frame belonged to fails with `error`; the others the
+  //    worker received fail too, as they may have run; only those it never received run
+  //    again, elsewhere (their messages are kept).
+  void unreadable_worker_locked(Worker& worker, const std::exception_ptr& error,
+                                Failures& failures) {
+    const std::string what = "a worker process (pid " + std::to_string(worker.pid) + ") of the " +
+                             options_.kind + " was killed: its results could not be read (" +
+                             describe(error) + ")";
+    if (options_.on_worker_crash == OnWorkerCrash::break_pool) {
+      for (auto& call : worker.in_flight)
         pending_.push_front(std::move(call));
       break_locked(what + "; the pool is not usable any more", failures);
       return;
     }
-    if (!worker->in_flight.empty()) {
-      failures.emplace_back(std::move(worker->in_flight.front()),
-                            corrupt ? corrupt : std::make_exception_ptr(BrokenProcessPool(what)));
-      worker->in_flight.pop_front();
-      // The calls queued behind it have not run: they go first to the other workers.
-      while (!worker->in_flight.empty()) {
-        pending_.push_front(std::move(worker->in_flight.back()));
-        worker->in_flight.pop_back();
-      }
-    }
-    if (!shutdown_ || !pending_.empty()) replace_locked(failures);
+    if (worker.in_flight.empty()) return;
+    const std::size_t never_received =
+        std::min(worker.writer.unsent_frames(), worker.in_flight.size() - 1);
+    requeue_locked(worker, never_received);
+    failures.emplace_back(std::move(worker.in_flight.front()), error);
+    worker.in_flight.pop_front();
+    if (worker.in_flight.empty()) return;
+    const auto may_have_run = std::make_exception_ptr(
+        BrokenProcessPool(what + " before this call's result came; it may have run"));
+    for (auto& call : worker.in_flight)
+      failures.emplace_back(std::move(call), may_have_run);
+    worker.in_flight.clear();
   }
 
-  // Reads what a worker sent; false when its stream ended.
   // Records a traced call's span, from its sending to its result, on the worker's lane.
   void trace_call(const Worker& worker, const PendingCall& call) const {
     if (call.traced_since == trace::Clock::time_point{}) return;
@@ -375,8 +501,10 @@ class WorkerPoolCore {
                    trace::Clock::now()});
   }
 
+  // Reads what a worker sent; false when its stream ended, or could not be followed any more
+  // (then `unreadable` says why: a corrupt frame, or no memory for one).
   bool read_worker_locked(Worker& worker, Completions& completions, Failures& failures,
-                          std::exception_ptr& corrupt) {
+                          std::exception_ptr& unreadable) {
     bool alive = true;
     try {
       alive = worker.reader->fill(false);
@@ -417,10 +545,10 @@ class WorkerPoolCore {
         completions.emplace_back(std::move(worker.in_flight.front()), std::move(message));
         worker.in_flight.pop_front();
       }
-    } catch (const detail::CorruptMessage&) {
-      corrupt = std::current_exception();
-      return false;
     } catch (const std::system_error&) {
+      return false;  // the worker is gone: its end of stream tells the rest
+    } catch (...) {
+      unreadable = std::current_exception();
       return false;
     }
     return alive;
@@ -449,11 +577,26 @@ class WorkerPoolCore {
 
   void collect() {
     std::unique_lock lock(mutex_);
+    Completions completions;
+    Failures failures;
+    try {
+      collect_locked(lock, completions, failures);
+    } catch (...) {
+      // A worker's own errors fail only its calls (read_worker_locked, dispatch_locked); this
+      // is the collector's own bookkeeping out of memory: the pool cannot go on.
+      const std::exception_ptr error = std::current_exception();
+      if (lock.owns_lock()) lock.unlock();
+      deliver(completions, failures);
+      lock.lock();
+      abandon_locked(lock, error);
+    }
+  }
+
+  void collect_locked(std::unique_lock<std::mutex>& lock, Completions& completions,
+                      Failures& failures) {
     std::vector<pollfd> polled;
     std::vector<Worker*> polled_workers;
     for (;;) {
-      Completions completions;
-      Failures failures;
       if (terminating_) {
         fail_everything_locked(
             std::make_exception_ptr(BrokenProcessPool("the " + options_.kind + " was terminated")),
@@ -463,8 +606,7 @@ class WorkerPoolCore {
       if (broken_ || finished_locked()) {
         close_all_locked();  // idle workers read the end of stream and exit
         lock.unlock();
-        for (auto& [call, error] : failures)
-          call->fail(error);
+        deliver(completions, failures);
         return;
       }
       polled.assign(1, pollfd{wake_fd_, POLLIN, 0});
@@ -488,29 +630,75 @@ class WorkerPoolCore {
         const auto position = std::find_if(workers_.begin(), workers_.end(),
                                            [&](const auto& w) { return w.get() == worker; });
         if (position == workers_.end()) continue;
-        std::exception_ptr corrupt;
+        std::exception_ptr unreadable;
         bool alive = true;
         if (polled[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-          alive = read_worker_locked(*worker, completions, failures, corrupt);
+          alive = read_worker_locked(*worker, completions, failures, unreadable);
         }
         if (broken_) break;
         if (!alive) {
-          worker_ended_locked(static_cast<std::size_t>(position - workers_.begin()), corrupt,
+          worker_ended_locked(static_cast<std::size_t>(position - workers_.begin()), unreadable,
                               failures);
         }
       }
-      if (!broken_) dispatch_locked();
+      if (!broken_) dispatch_locked(failures);
       if (!completions.empty() || !failures.empty()) {
         lock.unlock();
-        for (auto& [call, result] : completions)
-          call->complete(std::move(result));
-        for (auto& [call, error] : failures)
-          call->fail(error);
-        completions.clear();
-        failures.clear();
+        deliver(completions, failures);
         lock.lock();
       }
     }
+  }
+
+  // Completes and fails calls (outside the lock: their done callbacks may use the pool).
+  static void deliver(Completions& completions, Failures& failures) noexcept {
+    for (auto& [call, result] : completions)
+      call->complete(std::move(result));
+    for (auto& [call, error] : failures)
+      call->fail(error);
+    completions.clear();
+    failures.clear();
+  }
+
+  // The pool breaks without needing memory to do so: every call fails, one at a time outside
+  // the lock, with BrokenProcessPool if there is memory for it, else with `error`.
+  void abandon_locked(std::unique_lock<std::mutex>& lock,
+                      const std::exception_ptr& error) noexcept {
+    std::exception_ptr failure = error;
+    try {
+      broken_ = "the collector thread of the " + options_.kind + " failed (" + describe(error) +
+                "); the pool is not usable any more";
+      failure = std::make_exception_ptr(BrokenProcessPool(*broken_));
+    } catch (...) {
+      if (!broken_) broken_.emplace();
+    }
+    for (auto& worker : workers_)
+      ::kill(worker->pid, SIGKILL);
+    for (std::unique_ptr<PendingCall> call = take_any_call_locked(); call;
+         call = take_any_call_locked()) {
+      lock.unlock();
+      call->fail(failure);
+      call.reset();
+      lock.lock();
+    }
+    close_all_locked();
+  }
+
+  std::unique_ptr<PendingCall> take_any_call_locked() noexcept {
+    std::unique_ptr<PendingCall> call;
+    if (!pending_.empty()) {
+      call = std::move(pending_.back());
+      pending_.pop_back();
+      return call;
+    }
+    for (auto& worker : workers_) {
+      if (!worker->in_flight.empty()) {
+        call = std::move(worker->in_flight.back());
+        worker->in_flight.pop_back();
+        return call;
+      }
+    }
+    return call;
   }
 
   WorkerPoolOptions options_;
@@ -535,10 +723,24 @@ class WorkerPoolCore {
   std::thread collector_;
 };
 
-WorkerPool::WorkerPool(WorkerPoolOptions options)
-    : workers_(options.workers), core_(std::make_unique<WorkerPoolCore>(std::move(options))) {}
+void refuse_wait_on_collector(const WorkerPoolCore* pool, const char* operation) {
+  if (pool != nullptr && current_collector == pool) {
+    throw std::logic_error(std::string(operation) +
+                           " in a done callback of a call of the same pool would wait for ever: "
+                           "the callback runs on the thread that delivers that pool's results");
+  }
+}
 
-WorkerPool::~WorkerPool() = default;
+WorkerPool::WorkerPool(WorkerPoolOptions options)
+    : workers_(options.workers), core_(std::make_shared<WorkerPoolCore>(std::move(options))) {}
+
+WorkerPool::~WorkerPool() {
+  core_->shutdown_on_owner_destruction();
+}
+
+const WorkerPoolCore* WorkerPool::identity() const noexcept {
+  return core_.get();
+}
 
 void WorkerPool::submit(std::unique_ptr<PendingCall> call) {
   core_->submit(&call, 1);
@@ -567,11 +769,22 @@ namespace spindle::multiprocessing {
 
 namespace {
 internal::WorkerPoolOptions executor_pool_options(ProcessPoolOptions options) {
-  if (options.max_workers && *options.max_workers == 0) {
+  if (options.max_workers &&
+      (*options.max_workers == 0 || internal::wrapped_negative(*options.max_workers))) {
     throw std::invalid_argument("max_workers must be greater than 0");
   }
-  if (options.max_tasks_per_child && *options.max_tasks_per_child == 0) {
-    throw std::invalid_argument("max_tasks_per_child must be >= 1");
+  if (options.max_tasks_per_child) {
+    if (*options.max_tasks_per_child == 0 ||
+        internal::wrapped_negative(*options.max_tasks_per_child)) {
+      throw std::invalid_argument("max_tasks_per_child must be >= 1");
+    }
+    if (detail::start_method() == detail::StartMethod::fork) {
+      // Python's rule: the workers that replace retired ones would be forked while the
+      // pool's threads run, and could inherit a lock one of them held.
+      throw std::invalid_argument(
+          "max_tasks_per_child is incompatible with the 'fork' start method; use "
+          "set_start_method(\"spawn\")");
+    }
   }
   internal::WorkerPoolOptions pool;
   pool.workers = options.max_workers.value_or(cpu_count());
@@ -588,9 +801,8 @@ internal::WorkerPoolOptions executor_pool_options(ProcessPoolOptions options) {
 ProcessPoolExecutor::ProcessPoolExecutor(ProcessPoolOptions options)
     : futures::Executor(true), pool_(executor_pool_options(std::move(options))) {}
 
-ProcessPoolExecutor::~ProcessPoolExecutor() {
-  pool_.shutdown(true, false);
-}
+// pool_'s destructor shuts it down and waits (except on its collector thread, see there).
+ProcessPoolExecutor::~ProcessPoolExecutor() = default;
 
 void ProcessPoolExecutor::shutdown(bool wait, bool cancel_futures) {
   pool_.shutdown(wait, cancel_futures);

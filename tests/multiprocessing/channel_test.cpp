@@ -6,12 +6,14 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -19,6 +21,14 @@
 #include <vector>
 
 #include "spindle/detail/process_channel.hpp"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SPINDLE_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SPINDLE_TEST_SANITIZED 1
+#endif
+#endif
 
 namespace detail = spindle::multiprocessing::detail;
 
@@ -62,6 +72,38 @@ std::vector<detail::Message> read_frames(detail::FrameReader& reader, std::size_
     if (!reader.fill(true)) break;
   }
   return frames;
+}
+
+// A frame header announcing `length` bytes and no descriptors.
+std::string header_of_length(std::uint64_t length) {
+  std::string header(detail::frame_header_size, '\0');
+  const std::uint32_t magic = detail::frame_magic;
+  std::memcpy(header.data(), &magic, sizeof magic);
+  std::memcpy(header.data() + 8, &length, sizeof length);
+  return header;
+}
+
+// This machine's memory and swap, in bytes.
+std::uint64_t memory_and_swap() {
+  struct sysinfo info {};
+  if (::sysinfo(&info) != 0) return 0;
+  return (std::uint64_t{info.totalram} + info.totalswap) * info.mem_unit;
+}
+
+// The most memory this process has had resident (VmHWM, in KiB) since the last
+// reset_peak_resident(); -1 if unknown.
+long peak_resident_kib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+bool reset_peak_resident() {
+  std::ofstream clear_refs("/proc/self/clear_refs");
+  clear_refs << "5";
+  clear_refs.flush();
+  return static_cast<bool>(clear_refs);
 }
 
 // A descriptor's identity, to check that the one received is the one sent.
@@ -216,6 +258,80 @@ TEST(FrameChannel, CorruptHeaderIsReported) {
   ASSERT_TRUE(reader.fill(true));
   detail::Message message;
   EXPECT_THROW(reader.pop(message), detail::CorruptMessage);
+}
+
+// A header announcing more bytes than this machine could hold is corrupt at once: no reader
+// tries to make room for it.
+TEST(FrameChannel, AFrameLongerThanTheMachineCouldHoldIsCorrupt) {
+  const std::uint64_t length = (std::uint64_t{1} << 40) - 1;
+  if (memory_and_swap() >= length) GTEST_SKIP() << "this machine could hold such a frame";
+  const std::string header = header_of_length(length);
+  {
+    SocketPair sockets;
+    ASSERT_EQ(::write(sockets.writer, header.data(), header.size()),
+              static_cast<ssize_t>(header.size()));
+    detail::FrameReader reader(sockets.reader);
+    detail::Message message;
+    EXPECT_THROW(
+        {
+          while (!reader.pop(message))
+            ASSERT_TRUE(reader.fill(true));
+        },
+        detail::CorruptMessage);
+  }
+  SocketPair sockets;
+  ASSERT_EQ(::write(sockets.writer, header.data(), header.size()),
+            static_cast<ssize_t>(header.size()));
+  detail::Message message;
+  EXPECT_THROW(detail::recv_frame(sockets.reader, message), detail::CorruptMessage);
+}
+
+// A header announcing a large payload of which only a little comes: the readers take memory
+// for what comes, not for what was announced.
+TEST(FrameChannel, APayloadTakesMemoryOnlyAsItsBytesArrive) {
+#if defined(SPINDLE_TEST_SANITIZED)
+  GTEST_SKIP() << "the sanitizer's allocator touches memory of its own for a large block";
+#endif
+  constexpr std::uint64_t announced = std::uint64_t{1} << 30;
+  constexpr long tolerance_kib = 64 * 1024;
+  if (memory_and_swap() < 2 * announced) GTEST_SKIP() << "too little memory to tell";
+  if (!reset_peak_resident() || peak_resident_kib() < 0) GTEST_SKIP() << "no peak to measure";
+  const std::string frame = header_of_length(announced) + pattern(100000, 'p');
+  {
+    SocketPair sockets;
+    ASSERT_EQ(::write(sockets.writer, frame.data(), frame.size()),
+              static_cast<ssize_t>(frame.size()));
+    ::shutdown(sockets.writer, SHUT_WR);
+    const long before = peak_resident_kib();
+    detail::FrameReader reader(sockets.reader);
+    detail::Message message;
+    bool open = true;
+    while (open && !reader.pop(message))
+      open = reader.fill(true);
+    EXPECT_FALSE(open);  // the stream ended inside the frame
+    EXPECT_LT(peak_resident_kib() - before, tolerance_kib);
+  }
+  ASSERT_TRUE(reset_peak_resident());
+  SocketPair sockets;
+  ASSERT_EQ(::write(sockets.writer, frame.data(), frame.size()),
+            static_cast<ssize_t>(frame.size()));
+  ::shutdown(sockets.writer, SHUT_WR);
+  const long before = peak_resident_kib();
+  detail::Message message;
+  EXPECT_THROW(detail::recv_frame(sockets.reader, message), detail::CorruptMessage);
+  EXPECT_LT(peak_resident_kib() - before, tolerance_kib);
+}
+
+TEST(FrameChannel, UnsentFramesAreTheOnesNotBegun) {
+  SocketPair sockets;
+  detail::FrameWriter writer;
+  writer.push(message_of("first"));
+  writer.push(message_of(pattern(16 << 20, 'u')));  // more than the socket takes
+  writer.push(message_of("third"));
+  writer.push(message_of("fourth"));
+  EXPECT_EQ(writer.unsent_frames(), 4u);
+  ASSERT_FALSE(writer.flush(sockets.writer));
+  EXPECT_EQ(writer.unsent_frames(), 2u);
 }
 
 TEST(RecycledBuffer, AKeptBufferIsHandedOutAgain) {

@@ -5,15 +5,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <list>
 #include <memory>
 #include <numeric>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "spindle/multiprocessing.hpp"
+#include "spindle/threading.hpp"
 
 namespace mp = spindle::multiprocessing;
 using namespace std::chrono_literals;
@@ -293,4 +296,117 @@ TEST(Pool, TerminateFailsUnfinishedResults) {
 TEST(Pool, InvalidOptions) {
   EXPECT_THROW(mp::Pool({.processes = 0}), std::invalid_argument);
   EXPECT_THROW(mp::Pool({.maxtasksperchild = 0}), std::invalid_argument);
+}
+
+TEST(Pool, NegativeCountsAreInvalidArgumentNotHugeOnes) {
+  try {
+    mp::Pool pool({.processes = -1});
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "Number of processes must be at least 1");
+  }
+  EXPECT_THROW(mp::Pool({.maxtasksperchild = -1}), std::invalid_argument);
+  mp::Pool pool({.processes = 1});
+  const std::vector<int> inputs{1, 2, 3};
+  EXPECT_THROW(pool.map(square, inputs, -1), std::invalid_argument);
+  EXPECT_THROW(pool.map_async(square, inputs, -1), std::invalid_argument);
+  EXPECT_THROW(pool.imap(square, inputs, -1), std::invalid_argument);
+  EXPECT_EQ(pool.map(square, inputs), (std::vector<int>{1, 4, 9}));
+}
+
+// A close() from another thread while calls are being submitted: every refusal is Pool's own
+// (std::invalid_argument, "Pool not running"), also when close() comes between the pool's
+// check of its state and the hand-over of the call. That window is narrow: rounds make
+// hitting it likely, not certain.
+TEST(Pool, CloseWhileAnotherThreadSubmitsIsAlwaysPoolNotRunning) {
+  for (int round = 0; round < 20; ++round) {
+    mp::Pool pool({.processes = 1});
+    std::atomic<bool> submitting{false};
+    std::exception_ptr refusal;
+    std::thread submitter([&] {
+      try {
+        for (;;) {
+          pool.apply_async(square, 2);
+          submitting.store(true, std::memory_order_release);
+        }
+      } catch (...) {
+        refusal = std::current_exception();
+      }
+    });
+    while (!submitting.load(std::memory_order_acquire)) {
+      std::this_thread::yield();
+    }
+    pool.close();
+    submitter.join();
+    pool.join();  // every call submitted runs
+    try {
+      std::rethrow_exception(refusal);
+    } catch (const std::invalid_argument& e) {
+      EXPECT_STREQ(e.what(), "Pool not running");
+    } catch (const std::exception& e) {
+      FAIL() << "round " << round << ": " << e.what();
+    }
+  }
+}
+
+// The last reference to a Pool dropped in a done callback: its destructor (terminate) runs on
+// the collector thread, which cannot wait for itself. It does not wait; the calls left fail
+// as terminate() makes them.
+TEST(Pool, DestroyedInItsOwnDoneCallbackItDoesNotWaitForItself) {
+  auto pool = std::make_shared<mp::Pool>(mp::PoolOptions{.processes = 1});
+  auto [teller, told] = mp::Pipe<int>();
+  auto [unused, never_told] = mp::Pipe<int>();
+  auto first = pool->apply_async(wait_then_return, std::move(told));
+  auto second = pool->apply_async(wait_then_return, std::move(never_told));
+  spindle::threading::Event destroyed;
+  auto future = first.future();
+  future.add_done_callback([pool, &destroyed](const spindle::futures::Future<int>&) mutable {
+    pool.reset();
+    destroyed.set();
+  });
+  pool.reset();  // the callback holds the last reference
+  teller.send(1);
+  ASSERT_TRUE(destroyed.wait(30s));
+  EXPECT_EQ(first.get(), 1);
+  EXPECT_THROW(second.get(30s), mp::BrokenProcessPool);
+}
+
+// Results are delivered on the collector thread, which runs the done callbacks: a callback
+// waiting there for another result of the same pool would wait for ever, so it is refused.
+TEST(Pool, WaitingForTheSamePoolInADoneCallbackIsLogicError) {
+  mp::Pool pool({.processes = 2});
+  auto [teller, told] = mp::Pipe<int>();
+  auto [other_teller, other_told] = mp::Pipe<int>();
+  auto first = pool.apply_async(wait_then_return, std::move(told));
+  auto other = pool.apply_async(wait_then_return, std::move(other_told));
+  std::vector<std::string> refused;
+  spindle::threading::Event called;
+  auto future = first.future();
+  future.add_done_callback([&](const spindle::futures::Future<int>&) {
+    const auto refuse = [&](auto&& wait) {
+      try {
+        wait();
+        refused.push_back("no exception");
+      } catch (const std::logic_error& e) {
+        refused.push_back(e.what());
+      }
+    };
+    refuse([&] { other.get(); });
+    refuse([&] { other.wait(); });
+    refuse([&] { pool.apply(square, 2); });
+    refuse([&] { pool.map(square, std::vector<int>{1, 2}); });
+    refuse([&] { pool.imap(square, std::vector<int>{1, 2}).next(); });
+    called.set();
+  });
+  teller.send(1);
+  ASSERT_TRUE(called.wait(30s));
+  ASSERT_EQ(refused.size(), 5u);
+  for (const auto& what : refused)
+    EXPECT_NE(what.find("done callback"), std::string::npos) << what;
+  EXPECT_EQ(first.get(), 1);
+  other_teller.send(2);
+  EXPECT_EQ(other.get(30s), 2);
+  EXPECT_EQ(pool.apply(square, 3), 9);
+  pool.close();
+  pool.join();  // the chunks imap sent run to the end, rather than fail at terminate()
 }

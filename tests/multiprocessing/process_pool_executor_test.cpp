@@ -5,10 +5,15 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -99,16 +104,102 @@ int sleep_then_return(int x) {
   return x;
 }
 
-// Writes garbage into every socket this worker holds: its stream to the parent goes out of step.
-int corrupt_own_stream() {
+// Writes `bytes` into every socket this worker holds but `spared`: its stream to the parent
+// goes out of step.
+void write_to_own_sockets(const void* bytes, std::size_t size, int spared = -1) {
   for (int fd = 3; fd < 1024; ++fd) {
     struct stat info {};
-    if (::fstat(fd, &info) == 0 && S_ISSOCK(info.st_mode)) {
-      const char garbage[] = "garbage garbage garbage garbage";
-      [[maybe_unused]] const ssize_t n = ::send(fd, garbage, sizeof garbage, MSG_NOSIGNAL);
+    if (fd != spared && ::fstat(fd, &info) == 0 && S_ISSOCK(info.st_mode)) {
+      [[maybe_unused]] const ssize_t n = ::send(fd, bytes, size, MSG_NOSIGNAL);
     }
   }
+}
+
+// Once told (a value on `connection`), writes garbage into the worker's stream to the parent.
+int corrupt_own_stream_when_told(mp::Connection<int> connection) {
+  const int told = connection.recv();
+  const char garbage[] = "garbage garbage garbage garbage";
+  write_to_own_sockets(garbage, sizeof garbage, connection.fileno());
+  return told;
+}
+
+// Announces, in the worker's stream to the parent, a frame of almost 1 TiB (which it never
+// sends): a corrupt length, more than any machine running these tests could hold.
+constexpr std::uint64_t impossible_frame_length = (std::uint64_t{1} << 40) - 1;
+int announce_impossible_frame() {
+  char header[mp::detail::frame_header_size] = {};
+  const std::uint32_t magic = mp::detail::frame_magic;
+  std::memcpy(header, &magic, sizeof magic);
+  std::memcpy(header + 8, &impossible_frame_length, sizeof impossible_frame_length);
+  write_to_own_sockets(header, sizeof header);
   return 0;
+}
+bool machine_holds_impossible_frame() {
+  struct sysinfo info {};
+  return ::sysinfo(&info) == 0 &&
+         (std::uint64_t{info.totalram} + info.totalswap) * info.mem_unit >= impossible_frame_length;
+}
+
+// One function in several roles, so that the pool times all its calls as one: 0 returns at
+// once, 1 returns the value it is told, 2 aborts the worker once told, 3 runs for 150 ms,
+// 4 writes garbage into the worker's stream once told. `payload` only makes a call large.
+int staged(mp::Connection<int> connection, int role, const std::string& payload) {
+  switch (role) {
+    case 1:
+      return connection.recv();
+    case 2:
+      connection.recv();
+      std::abort();
+    case 3:
+      std::this_thread::sleep_for(150ms);
+      return 3;
+    case 4:
+      return corrupt_own_stream_when_told(std::move(connection));
+    default:
+      return static_cast<int>(payload.size());
+  }
+}
+
+// Submits staged(role) to `pool` with a fresh connection; the other end to `other` if given.
+spindle::futures::Future<int> submit_staged(mp::ProcessPoolExecutor& pool, int role,
+                                            mp::Connection<int>* other = nullptr,
+                                            const std::string& payload = {}) {
+  auto [mine, theirs] = mp::Pipe<int>();
+  if (other != nullptr) *other = std::move(mine);
+  return pool.submit(staged, std::move(theirs), role, payload);
+}
+
+// More connections than a message may carry descriptors (detail::max_frame_fds).
+std::vector<mp::Connection<int>> too_many_connections() {
+  std::vector<mp::Connection<int>> ends;
+  for (std::size_t i = 0; i <= mp::detail::max_frame_fds; ++i)
+    ends.push_back(std::move(mp::Pipe<int>().second));
+  return ends;
+}
+int count_connections(std::vector<mp::Connection<int>> connections) {
+  return static_cast<int>(connections.size());
+}
+void take_connections(std::vector<mp::Connection<int>>) {}
+
+// Sets the start method for a scope, then puts back the one before.
+class StartMethodForScope {
+ public:
+  explicit StartMethodForScope(const char* method) : before_(mp::get_start_method()) {
+    mp::set_start_method(method, true);
+  }
+  ~StartMethodForScope() { mp::set_start_method(before_, true); }
+  StartMethodForScope(const StartMethodForScope&) = delete;
+  StartMethodForScope& operator=(const StartMethodForScope&) = delete;
+
+ private:
+  std::string before_;
+};
+
+std::size_t open_descriptors() {
+  std::size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+    ++count;
+  return count;
 }
 
 int scheduling_policy() {
@@ -277,12 +368,82 @@ TEST(ProcessPoolExecutor, InvalidOptions) {
   EXPECT_THROW(mp::ProcessPoolExecutor({.max_tasks_per_child = 0}), std::invalid_argument);
 }
 
+TEST(ProcessPoolExecutor, NegativeCountsAreInvalidArgumentNotHugeOnes) {
+  try {
+    mp::ProcessPoolExecutor pool({.max_workers = -1});
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "max_workers must be greater than 0");
+  }
+  EXPECT_THROW(mp::ProcessPoolExecutor({.max_tasks_per_child = -1}), std::invalid_argument);
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  EXPECT_THROW(pool.map({.chunksize = -1}, square, std::vector<int>{1, 2}), std::invalid_argument);
+}
+
+TEST(ProcessPoolExecutor, MaxTasksPerChildWithTheForkStartMethodIsInvalidArgument) {
+  {
+    const StartMethodForScope fork("fork");
+    try {
+      mp::ProcessPoolExecutor pool({.max_tasks_per_child = 1});
+      FAIL() << "no exception";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("'fork'"), std::string::npos) << e.what();
+    }
+    EXPECT_NO_THROW(mp::ProcessPoolExecutor({.max_workers = 1}));
+  }
+  const StartMethodForScope spawn("spawn");
+  EXPECT_NO_THROW(mp::ProcessPoolExecutor({.max_tasks_per_child = 1}));
+}
+
+// The initializer is sent to every worker; one that cannot be sent breaks the pool, and
+// leaves no worker process (nor its socket) behind.
+TEST(ProcessPoolExecutor, WorkersThatCannotStartLeaveNoDescriptorBehind) {
+  const std::size_t before = open_descriptors();
+  {
+    mp::ProcessPoolExecutor pool(
+        {.max_workers = 2, .initializer = {take_connections, too_many_connections()}});
+    EXPECT_THROW(pool.submit(square, 2), mp::BrokenProcessPool);
+  }
+  EXPECT_EQ(open_descriptors(), before);
+}
+
 TEST(ProcessPoolExecutor, SubmitAfterShutdownIsLogicError) {
   mp::ProcessPoolExecutor pool({.max_workers = 1});
   EXPECT_EQ(pool.submit(square, 2).result(), 4);
   pool.shutdown();
   EXPECT_THROW(pool.submit(square, 2), std::logic_error);
   pool.shutdown();  // again: nothing
+}
+
+// The calls a dead worker had queued behind its running call (replace_worker) have started:
+// they wait in the pool to run again, and shutdown(cancel_futures=true) must let them run.
+// They wait there only while the pool hands a worker one call at a time, which it does for
+// a function known to run 20 ms or more: here the pool learns it while they are queued.
+TEST(ProcessPoolExecutor, ShutdownWithCancelFuturesRunsTheCallsADeadWorkerHadQueued) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1, .on_worker_crash = mp::replace_worker});
+  EXPECT_EQ(submit_staged(pool, 0).result(30s), 0);  // quick: the worker may hold many calls
+  auto long_call = submit_staged(pool, 3);
+  mp::Connection<int> abort_teller;
+  auto crashing = submit_staged(pool, 2, &abort_teller);
+  std::vector<spindle::futures::Future<int>> queued;
+  for (int i = 0; i < 6; ++i)
+    queued.push_back(
+        submit_staged(pool, 0, nullptr, std::string(static_cast<std::size_t>(i), 'q')));
+  EXPECT_EQ(long_call.result(30s), 3);  // from now on, one call at a time to a worker
+  abort_teller.send(1);
+  EXPECT_THROW(crashing.result(30s), mp::BrokenProcessPool);
+  pool.shutdown(true, true);
+  // Each call ran, or was cancelled if it never reached the worker (a slow build times the
+  // quick calls too long for the worker to hold them all); none is left hanging.
+  std::size_t ran = 0;
+  for (int i = 0; i < 6; ++i) {
+    const auto& future = queued[static_cast<std::size_t>(i)];
+    ASSERT_TRUE(future.done()) << "call " << i;
+    if (future.cancelled()) continue;
+    EXPECT_EQ(future.result(), i);
+    ++ran;
+  }
+  EXPECT_GE(ran, 1u);
 }
 
 TEST(ProcessPoolExecutor, ShutdownWithCancelFuturesCancelsQueuedCalls) {
@@ -359,19 +520,154 @@ TEST(ProcessPoolExecutor, ReplaceWorkerFailsOnlyTheRunningCall) {
   EXPECT_EQ(pool.submit(square, 5).result(), 25);
 }
 
-TEST(ProcessPoolExecutor, CorruptFrameFromAWorkerFailsThatCallClearly) {
+// Under break_pool, a worker whose stream goes out of step breaks the pool: every call fails
+// with BrokenProcessPool naming the cause, the one queued behind (whose message went to the
+// worker) too.
+TEST(ProcessPoolExecutor, ACorruptFrameBreaksThePoolNamingTheCause) {
   mp::ProcessPoolExecutor pool({.max_workers = 1});
-  // The future outlives the handler: the collector thread must not drop the last reference
-  // to the exception while it is read here (libstdc++ counts those references with atomics
+  auto [teller, told] = mp::Pipe<int>();
+  // The futures outlive the handlers: the collector thread must not drop the last reference
+  // to an exception while it is read here (libstdc++ counts those references with atomics
   // ThreadSanitizer cannot see, so it would report a race that is not there).
-  auto future = pool.submit(corrupt_own_stream);
+  auto corrupting = pool.submit(corrupt_own_stream_when_told, std::move(told));
+  auto behind = pool.submit(square, 5);
+  teller.send(1);
+  for (auto* future : {&corrupting, &behind}) {
+    try {
+      future->result(30s);
+      FAIL() << "no exception";
+    } catch (const mp::BrokenProcessPool& e) {
+      EXPECT_NE(std::string(e.what()).find("corrupt frame"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(pool.submit(square, 5), mp::BrokenProcessPool);
+}
+
+// Under replace_worker, the call whose result was corrupt fails with CorruptMessage. The worker
+// ran on past it, so a call it had received may have run: that one fails too; a call it never
+// received (still waiting to be written, behind a large one) runs again on a fresh worker.
+TEST(ProcessPoolExecutor, ACorruptFrameUnderReplaceWorkerRerunsOnlyTheCallsNeverReceived) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1, .on_worker_crash = mp::replace_worker});
+  EXPECT_EQ(submit_staged(pool, 0).result(30s), 0);  // quick: the worker may hold many calls
+  mp::Connection<int> teller;
+  auto corrupting = submit_staged(pool, 4, &teller);
+  // More than the socket holds: written in part while the worker waits to be told.
+  auto received = submit_staged(pool, 0, nullptr, std::string(std::size_t{16} << 20, 'r'));
+  auto never_received = submit_staged(pool, 0, nullptr, "never");
+  teller.send(1);
   try {
-    future.result(30s);
+    corrupting.result(30s);
     FAIL() << "no exception";
   } catch (const mp::detail::CorruptMessage& e) {
     EXPECT_NE(std::string(e.what()).find("corrupt frame"), std::string::npos) << e.what();
   }
+  try {
+    received.result(30s);
+    FAIL() << "no exception";
+  } catch (const mp::BrokenProcessPool& e) {
+    EXPECT_NE(std::string(e.what()).find("may have run"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(never_received.result(30s), 5);
   EXPECT_EQ(pool.submit(square, 5).result(30s), 25);
+}
+
+// A worker announcing a frame longer than the machine could hold: its calls fail (the pool
+// breaks, by default) instead of the parent trying to allocate it.
+TEST(ProcessPoolExecutor, AnImpossibleFrameLengthFailsTheWorkersCalls) {
+  if (machine_holds_impossible_frame()) GTEST_SKIP() << "this machine could hold such a frame";
+  {
+    mp::ProcessPoolExecutor pool({.max_workers = 1});
+    auto future = pool.submit(announce_impossible_frame);
+    try {
+      future.result(30s);
+      FAIL() << "no exception";
+    } catch (const mp::BrokenProcessPool& e) {
+      EXPECT_NE(std::string(e.what()).find("impossible length"), std::string::npos) << e.what();
+    }
+  }
+  mp::ProcessPoolExecutor pool({.max_workers = 1, .on_worker_crash = mp::replace_worker});
+  auto future = pool.submit(announce_impossible_frame);
+  EXPECT_THROW(future.result(30s), mp::detail::CorruptMessage);
+  EXPECT_EQ(pool.submit(square, 5).result(30s), 25);
+}
+
+// A call whose future was completed by hand (through a copy) before a worker was free for it
+// is not run, as the thread pool does; the pool goes on.
+TEST(ProcessPoolExecutor, ACallCompletedByHandBeforeItStartsIsNotRun) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  auto [teller, told] = mp::Pipe<int>();
+  auto blocking = pool.submit(block_until_told, std::move(told));
+  auto queued = pool.submit(square, 3);     // in the worker, behind `blocking`
+  auto completed = pool.submit(square, 4);  // in the pool: a worker holds two untimed calls
+  completed.set_result(7);
+  teller.send(1);
+  EXPECT_EQ(blocking.result(30s), 1);
+  EXPECT_EQ(queued.result(30s), 9);
+  EXPECT_EQ(completed.result(), 7);
+  EXPECT_EQ(pool.submit(square, 5).result(30s), 25);
+}
+
+// A call that cannot be sent (more descriptors than a message carries) fails alone, whether it
+// is sent at once or later by the collector thread; the pool goes on.
+TEST(ProcessPoolExecutor, ACallThatCannotBeSentFailsAloneAndThePoolGoesOn) {
+  for (const mp::OnWorkerCrash mode : {mp::break_pool, mp::replace_worker}) {
+    mp::ProcessPoolExecutor pool({.max_workers = 1, .on_worker_crash = mode});
+    auto at_once = pool.submit(count_connections, too_many_connections());
+    try {
+      at_once.result(30s);
+      FAIL() << "no exception";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("file descriptors"), std::string::npos) << e.what();
+    }
+    auto [teller, told] = mp::Pipe<int>();
+    auto blocking = pool.submit(block_until_told, std::move(told));
+    auto queued = pool.submit(square, 3);
+    auto later = pool.submit(count_connections, too_many_connections());
+    teller.send(1);
+    EXPECT_EQ(blocking.result(30s), 1);
+    EXPECT_EQ(queued.result(30s), 9);
+    EXPECT_THROW(later.result(30s), std::invalid_argument);
+    EXPECT_EQ(pool.submit(square, 5).result(30s), 25);
+  }
+}
+
+// The last reference to a pool dropped in a done callback: its destructor runs on the
+// collector thread, which cannot wait for itself. It does not wait; the calls still run.
+TEST(ProcessPoolExecutor, DestroyedInItsOwnDoneCallbackItDoesNotWaitForItself) {
+  auto pool = std::make_shared<mp::ProcessPoolExecutor>(mp::ProcessPoolOptions{.max_workers = 1});
+  auto [teller, told] = mp::Pipe<int>();
+  auto first = pool->submit(block_until_told, std::move(told));
+  auto second = pool->submit(square, 6);
+  spindle::threading::Event destroyed;
+  first.add_done_callback([pool, &destroyed](const spindle::futures::Future<int>&) mutable {
+    pool.reset();
+    destroyed.set();
+  });
+  pool.reset();  // the callback holds the last reference
+  teller.send(1);
+  ASSERT_TRUE(destroyed.wait(30s));
+  EXPECT_EQ(first.result(), 1);
+  EXPECT_EQ(second.result(30s), 36);
+}
+
+TEST(ProcessPoolExecutor, ShutdownWaitingInItsOwnDoneCallbackIsLogicError) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  auto [teller, told] = mp::Pipe<int>();
+  auto first = pool.submit(block_until_told, std::move(told));
+  std::exception_ptr error;
+  spindle::threading::Event called;
+  first.add_done_callback([&](const spindle::futures::Future<int>&) {
+    try {
+      pool.shutdown(true);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    called.set();
+  });
+  teller.send(1);
+  ASSERT_TRUE(called.wait(30s));
+  EXPECT_THROW(std::rethrow_exception(error), std::logic_error);
+  EXPECT_EQ(pool.submit(square, 4).result(30s), 16);  // nothing was shut down
 }
 
 TEST(ProcessPoolExecutor, MapSendsChunksAndKeepsInputOrder) {
@@ -407,4 +703,19 @@ TEST(ProcessPoolExecutor, MapTimesOut) {
   EXPECT_THROW(results.next(), spindle::TimeoutError);
   keep.send(1);
   EXPECT_EQ(blocker.result(), 1);
+}
+
+// As Python's: once the timeout passed, the iteration is over (no result is skipped silently:
+// there are none after it) and the chunks not started are cancelled.
+TEST(ProcessPoolExecutor, MapTimeoutEndsTheIteration) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  auto [keep, other] = mp::Pipe<int>();
+  auto blocker = pool.submit(block_until_told, std::move(other));
+  auto results = pool.map({.timeout = std::chrono::milliseconds(20), .chunksize = 1}, square,
+                          std::vector<int>{1, 2, 3});
+  EXPECT_THROW(results.next(), spindle::TimeoutError);
+  keep.send(1);
+  EXPECT_EQ(blocker.result(30s), 1);
+  pool.shutdown();  // whatever was not cancelled has run
+  EXPECT_THROW(results.next(), std::out_of_range);
 }

@@ -1,6 +1,9 @@
 // Framed messages over Unix stream sockets: a 16-byte header (magic, descriptor count,
 // payload length) and the payload; descriptors ride on the header's first byte
 // (SCM_RIGHTS). A payload larger than the socket buffer is written and read in pieces.
+// A reader trusts a header's length only so far: one longer than max_payload_length() is a
+// corrupt frame, and a payload's memory is committed as its bytes arrive, so a corrupt
+// length costs no more memory than the bytes that did come.
 #pragma once
 
 #include <chrono>
@@ -22,6 +25,9 @@ inline constexpr std::uint32_t frame_magic = 0x504D5053;  // "SPMP"
 inline constexpr std::size_t frame_header_size = 16;
 inline constexpr std::uint64_t max_frame_length = std::uint64_t{1} << 40;
 inline constexpr std::size_t max_frame_fds = 64;
+// The longest payload a frame read here may have: this machine's memory and swap (its sender,
+// on the same machine, held all of it), and never more than max_frame_length.
+std::uint64_t max_payload_length() noexcept;
 
 // A connected pair of Unix stream sockets, close-on-exec. std::system_error on failure.
 std::pair<int, int> socket_pair();
@@ -78,8 +84,11 @@ class FrameReader {
   std::size_t capacity_ = 0;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
-  std::optional<Message> large_;  // a large frame's payload, large_filled_ bytes of it read
+  // A large frame's payload: large_filled_ bytes of its large_length_ read, into as much of
+  // it as is committed yet (its size).
+  std::optional<Message> large_;
   std::size_t large_filled_ = 0;
+  std::size_t large_length_ = 0;
   std::uint32_t large_fds_ = 0;
   std::deque<int> fds_;
 };
@@ -105,6 +114,9 @@ class FrameWriter {
   // Blocks until everything queued is written.
   void flush_blocking(int fd);
   bool empty() const { return chunks_.empty(); }
+  // How many of the frames queued last have not begun to be written: the peer has none of
+  // their bytes.
+  std::size_t unsent_frames() const noexcept;
 
  private:
   // A frame: header, then payload, then the borrowed pieces.
