@@ -595,6 +595,9 @@ struct WorkerPoolOptions {
   OnWorkerCrash on_worker_crash = OnWorkerCrash::break_pool;
   std::string worker_name_prefix;  // workers are PREFIX-N
   std::string kind;                // "ProcessPoolExecutor" or "Pool", for messages
+  // As in Python: a Pool's workers are daemons (they may not start children); a
+  // ProcessPoolExecutor's are not, so its calls may start processes of their own.
+  bool daemon_workers = true;
 };
 
 class WorkerPoolCore;

@@ -5,6 +5,10 @@ namespace spindle::multiprocessing {
 namespace {
 
 internal::WorkerPoolOptions pool_options(PoolOptions options) {
+  if (detail::current_is_daemon()) {
+    // A Pool inside a Pool's worker (or any daemon process), as Python forbids.
+    throw std::logic_error("daemonic processes are not allowed to have children");
+  }
   if (options.processes &&
       (*options.processes == 0 || internal::wrapped_negative(*options.processes))) {
     throw std::invalid_argument("Number of processes must be at least 1");

@@ -277,7 +277,7 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
     {
       detail::Encoder out(boot);
       detail::write(out, static_cast<std::uint8_t>(detail::ChildKind::pool_worker));
-      detail::write(out, true);  // daemon, as Python's pool workers
+      detail::write(out, options_.daemon_workers);
       detail::write(out, options_.worker_name_prefix + "-" + std::to_string(++worker_counter_));
       detail::write(out, static_cast<std::uint64_t>(options_.max_tasks_per_child));
       detail::write(out, options_.initializer != nullptr);
@@ -769,6 +769,9 @@ namespace spindle::multiprocessing {
 
 namespace {
 internal::WorkerPoolOptions executor_pool_options(ProcessPoolOptions options) {
+  if (detail::current_is_daemon()) {
+    throw std::logic_error("daemonic processes are not allowed to have children");
+  }
   if (options.max_workers &&
       (*options.max_workers == 0 || internal::wrapped_negative(*options.max_workers))) {
     throw std::invalid_argument("max_workers must be greater than 0");
@@ -794,6 +797,7 @@ internal::WorkerPoolOptions executor_pool_options(ProcessPoolOptions options) {
   pool.worker_name_prefix =
       detail::start_method() == detail::StartMethod::spawn ? "SpawnProcess" : "ForkProcess";
   pool.kind = "ProcessPoolExecutor";
+  pool.daemon_workers = false;
   return pool;
 }
 }  // namespace

@@ -73,6 +73,12 @@ Scaled scale(Point point) {
   return {point.x * point.y, point.x % 2 == 0 ? 'e' : 'o'};
 }
 
+// Makes a Pool inside a Pool's worker, which is a daemon.
+int make_a_pool_inside() {
+  mp::Pool inner({.processes = 1});
+  return 1;
+}
+
 }  // namespace
 
 TEST(Pool, MapReturnsResultsInOrder) {
@@ -409,4 +415,14 @@ TEST(Pool, WaitingForTheSamePoolInADoneCallbackIsLogicError) {
   EXPECT_EQ(pool.apply(square, 3), 9);
   pool.close();
   pool.join();  // the chunks imap sent run to the end, rather than fail at terminate()
+}
+
+TEST(Pool, ItsWorkersAreDaemonsWhichMayNotStartAPoolOfTheirOwn) {
+  mp::Pool pool({.processes = 1});
+  try {
+    pool.apply(make_a_pool_inside);
+    ADD_FAILURE() << "no exception";
+  } catch (const std::logic_error& error) {
+    EXPECT_STREQ(error.what(), "daemonic processes are not allowed to have children");
+  }
 }

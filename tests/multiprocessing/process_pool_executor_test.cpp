@@ -38,6 +38,14 @@ namespace {
 int square(int x) {
   return x * x;
 }
+// Starts a process of its own and returns its exit code.
+int start_a_child_process() {
+  mp::Process child(square, 3);
+  child.start();
+  child.join();
+  return child.exitcode().value_or(-1000);
+}
+
 int get_pid() {
   return static_cast<int>(::getpid());
 }
@@ -718,4 +726,10 @@ TEST(ProcessPoolExecutor, MapTimeoutEndsTheIteration) {
   EXPECT_EQ(blocker.result(30s), 1);
   pool.shutdown();  // whatever was not cancelled has run
   EXPECT_THROW(results.next(), std::out_of_range);
+}
+
+TEST(ProcessPoolExecutor, ItsCallsMayStartProcessesOfTheirOwn) {
+  // As in Python: an executor's workers are not daemons (a Pool's are).
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  EXPECT_EQ(pool.submit(start_a_child_process).result(), 0);
 }
