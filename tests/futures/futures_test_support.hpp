@@ -20,19 +20,11 @@
 
 #include "spindle/futures.hpp"
 #include "spindle/threading.hpp"
+#include "support/sanitizers.hpp"
 #include "support/thread_group.hpp"
 
 // Sanitizers slow the stress tests down by an order of magnitude: they run fewer tasks there.
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SPINDLE_FUTURES_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define SPINDLE_FUTURES_TEST_SANITIZED 1
-#endif
-#endif
-#ifndef SPINDLE_FUTURES_TEST_SANITIZED
-#define SPINDLE_FUTURES_TEST_SANITIZED 0
-#endif
+#define SPINDLE_FUTURES_TEST_SANITIZED SPINDLE_TEST_SANITIZED
 
 namespace futures_test {
 

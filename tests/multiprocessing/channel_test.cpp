@@ -21,14 +21,7 @@
 #include <vector>
 
 #include "spindle/detail/process_channel.hpp"
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SPINDLE_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SPINDLE_TEST_SANITIZED 1
-#endif
-#endif
+#include "support/sanitizers.hpp"
 
 namespace detail = spindle::multiprocessing::detail;
 
@@ -289,7 +282,7 @@ TEST(FrameChannel, AFrameLongerThanTheMachineCouldHoldIsCorrupt) {
 // A header announcing a large payload of which only a little comes: the readers take memory
 // for what comes, not for what was announced.
 TEST(FrameChannel, APayloadTakesMemoryOnlyAsItsBytesArrive) {
-#if defined(SPINDLE_TEST_SANITIZED)
+#if SPINDLE_TEST_SANITIZED
   GTEST_SKIP() << "the sanitizer's allocator touches memory of its own for a large block";
 #endif
   constexpr std::uint64_t announced = std::uint64_t{1} << 30;

@@ -21,14 +21,7 @@
 
 #include "spindle/multiprocessing.hpp"
 #include "spindle/threading.hpp"
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SPINDLE_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SPINDLE_TEST_SANITIZED 1
-#endif
-#endif
+#include "support/sanitizers.hpp"
 
 namespace mp = spindle::multiprocessing;
 using namespace std::chrono_literals;
@@ -493,7 +486,7 @@ TEST(ProcessPoolExecutor, AbortingWorkerBreaksThePoolQuickly) {
 }
 
 TEST(ProcessPoolExecutor, SegfaultingWorkerFailsPendingFutures) {
-#if defined(SPINDLE_TEST_SANITIZED)
+#if SPINDLE_TEST_SANITIZED
   GTEST_SKIP() << "the sanitizer turns the worker's SIGSEGV into a report and an exit; "
                   "AbortingWorkerBreaksThePoolQuickly covers a crash under it";
 #endif

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "spindle/multiprocessing.hpp"
+#include "support/sanitizers.hpp"
 #include "test_library.hpp"
 
 namespace mp = spindle::multiprocessing;
@@ -335,17 +336,7 @@ TEST(Process, ForkStartMethodRunsTheTarget) {
 
 // ThreadSanitizer ends a child forked from a multi-threaded process as soon as it starts a
 // thread ("not supported"), and a forked child that starts children starts a spawner thread.
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kThreadsAfterForkSupported = false;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool kThreadsAfterForkSupported = false;
-#else
-constexpr bool kThreadsAfterForkSupported = true;
-#endif
-#else
-constexpr bool kThreadsAfterForkSupported = true;
-#endif
+constexpr bool kThreadsAfterForkSupported = !SPINDLE_TEST_THREAD_SANITIZER;
 
 TEST(Process, AForkedChildStartsChildrenAndPoolsOfItsOwn) {
   if (!kThreadsAfterForkSupported) GTEST_SKIP() << "ThreadSanitizer: no threads after fork";
