@@ -188,6 +188,8 @@ class Connection {
 
   // Closes this end. Safe to call again.
   void close() noexcept { core_.close(); }
+  // Whether this end is closed, may recv() and may send() (Python's closed, readable,
+  // writable). Non-blocking.
   bool closed() const noexcept { return core_.closed(); }
   bool readable() const noexcept { return core_.readable(); }
   bool writable() const noexcept { return core_.writable(); }
@@ -275,6 +277,9 @@ void set_current_identity(std::string name, bool daemon);
 // child is still joined at program exit, unless it is a daemon, which is terminated).
 class Process {
  public:
+  // A process that will run target(args...). The call is serialized now: the target must be
+  // a plain function or a lambda without captures, the arguments serializable (compile-time
+  // errors say so). Does not start it.
   template <class F, class... A>
   requires(!std::is_same_v<std::remove_cvref_t<F>, ProcessOptions>) explicit Process(F&& target,
                                                                                      A&&... args)
@@ -282,6 +287,8 @@ class Process {
   template <class F, class... A>
   Process(ProcessOptions options, F&& target, A&&... args)
       : Process(std::move(options), detail::encode_call<false>(target, std::forward<A>(args)...)) {}
+  // Moving keeps the child with the new object; every method of the moved-from one is
+  // std::logic_error.
   Process(Process&& other) noexcept;
   Process& operator=(Process&& other) noexcept;
   Process(const Process&) = delete;
@@ -311,8 +318,11 @@ class Process {
   // Sends SIGTERM (terminate) or SIGKILL (kill). Nothing when the child has ended.
   void terminate();
   void kill();
+  // The name (default Process-N), which the child also sees in current_process(). Non-blocking.
   std::string name() const;
   void set_name(std::string name);
+  // Whether the child is a daemon: terminated when this process exits, and not allowed
+  // children of its own. Defaults to the current process's flag. Non-blocking.
   bool daemon() const;
   // std::logic_error after start().
   void set_daemon(bool daemon);
@@ -332,7 +342,9 @@ class Process {
 // (name, daemon, pid) in a child. Thread-safe.
 Process& current_process();
 // The live children started by this process, reaping those that ended (Python's
-// active_children()). Only children whose Process object still exists are listed.
+// active_children()). Only children whose Process object still exists are listed; a pointer
+// is valid while that object lives (another thread destroying it is the caller's race).
+// Non-blocking; thread-safe.
 std::vector<Process*> active_children();
 
 // ---------------------------------------------------------------------------------------
@@ -702,6 +714,7 @@ class AsyncResult {
       return false;
     }
   }
+  // Whether the result (or an exception) is in. Non-blocking.
   bool ready() const { return future_.done(); }
   // Whether the call returned without an exception. std::invalid_argument when not ready
   // (Python's ValueError).
@@ -1009,7 +1022,8 @@ auto submit_map(SubmitMany&& submit_many, std::size_t workers, const F& function
 }  // namespace detail
 
 // The results of imap / imap_unordered: an input range yielding each result as it is
-// needed, blocking for it (rethrowing its exception). Move-only.
+// needed, blocking for it (rethrowing its exception). Move-only; one thread at a time
+// iterates it (as a Python iterator), and its iterators are invalidated by a move.
 template <class R>
 class IMapResults {
  public:
@@ -1069,6 +1083,7 @@ class IMapResults {
     }
     return std::move(current_[position_++]);
   }
+  // True once every result has been taken. Non-blocking.
   bool exhausted() { return position_ >= current_.size() && taken_ == chunks_.size(); }
 
   class iterator {
@@ -1167,6 +1182,7 @@ class Pool {
   auto starmap(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
     return map_blocking<true>(function, items, chunksize);
   }
+  // As starmap(), not blocking: an AsyncResult for the vector of results.
   template <class F, std::ranges::input_range Range>
   auto starmap_async(F&& function, Range&& items, std::optional<std::size_t> chunksize = {}) {
     return async_result(submit_map<true>(function, items, chunksize));
@@ -1191,6 +1207,8 @@ class Pool {
     pool_.refuse_wait_on_collector("Pool::apply");
     return apply_async(std::forward<F>(function), std::forward<A>(args)...).get();
   }
+  // As apply(), not blocking: an AsyncResult. Its done callbacks (through future()) run on
+  // the pool's collector thread.
   template <class F, class... A>
   auto apply_async(F&& function, A&&... args) {
     detail::Message call = detail::encode_call<true>(function, std::forward<A>(args)...);
@@ -1211,6 +1229,7 @@ class Pool {
   // terminate() came first (Python's "Pool is still running"); std::logic_error in a done
   // callback of its own, where it would wait for ever.
   void join();
+  // How many worker processes the pool keeps. Non-blocking.
   std::size_t processes() const noexcept { return pool_.workers(); }
 
  private:
@@ -1357,7 +1376,9 @@ class ProcessPoolExecutor : public futures::Executor {
   // cancel_futures cancels the calls not started (a call that a worker which died had queued,
   // and that waits to run again, has started: it runs). wait=true in a done callback of its
   // own is std::logic_error (Python's RuntimeError): it would wait for ever.
+  // Blocks (wait = true) until the calls submitted have run and the workers have exited.
   void shutdown(bool wait = true, bool cancel_futures = false) override;
+  // How many worker processes the pool keeps. Non-blocking.
   std::size_t max_workers() const noexcept { return pool_.workers(); }
 
  protected:
