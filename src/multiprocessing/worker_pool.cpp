@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "process_internal.hpp"
+#include "spindle/detail/exception_info.hpp"
 #include "spindle/multiprocessing.hpp"
 #include "spindle/trace.hpp"
 
@@ -60,17 +61,6 @@ int reap(int pid) {
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   return status;
-}
-
-// What an error says, for a message naming it as a cause.
-std::string describe(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& caught) {
-    return caught.what();
-  } catch (...) {
-    return "an exception of an unknown type";
-  }
 }
 
 // How many calls a worker holds (running and queued) is sized from how long its calls run:
@@ -473,7 +463,7 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
                                 Failures& failures) {
     const std::string what = "a worker process (pid " + std::to_string(worker.pid) + ") of the " +
                              options_.kind + " was killed: its results could not be read (" +
-                             describe(error) + ")";
+                             spindle::detail::format_exception(error) + ")";
     if (options_.on_worker_crash == OnWorkerCrash::break_pool) {
       for (auto& call : worker.in_flight)
         pending_.push_front(std::move(call));
@@ -666,8 +656,8 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
                       const std::exception_ptr& error) noexcept {
     std::exception_ptr failure = error;
     try {
-      broken_ = "the collector thread of the " + options_.kind + " failed (" + describe(error) +
-                "); the pool is not usable any more";
+      broken_ = "the collector thread of the " + options_.kind + " failed (" +
+                spindle::detail::format_exception(error) + "); the pool is not usable any more";
       failure = std::make_exception_ptr(BrokenProcessPool(*broken_));
     } catch (...) {
       if (!broken_) broken_.emplace();
