@@ -614,11 +614,15 @@ struct WorkerPoolOptions {
 
 class WorkerPoolCore;
 
-// std::logic_error naming `operation` when the calling thread is the collector thread of
-// `pool` (a WorkerPool::identity(); nullptr: none), that is, in a done callback of one of its
-// calls: a wait there for a result of the same pool would never end, since that thread alone
-// delivers them.
-void refuse_wait_on_collector(const WorkerPoolCore* pool, const char* operation);
+// True on the collector thread of `pool` (a WorkerPool::identity(); nullptr: none), that
+// is, in a done callback of one of its calls.
+bool is_collector_thread(const WorkerPoolCore* pool) noexcept;
+// On the collector thread of `pool`, for a done callback that waits: one round of the
+// collector's work (results delivered, calls handed out), polling for up to a millisecond;
+// true if it delivered results. Elsewhere false at once. A wait through futures does this
+// by itself (the collector is its thread's futures Helper); a wait on anything else (a
+// condition variable) must, or it could wait for ever for a result only this thread delivers.
+bool collect_while_waiting(const WorkerPoolCore* pool);
 
 // Worker processes and the thread that feeds them and collects their results (the collector;
 // it runs the calls' done callbacks).
@@ -647,11 +651,8 @@ class WorkerPool {
   // a worker, so that their owner may free them. Blocks on the pool's lock only.
   void own_borrowed();
   std::size_t workers() const noexcept { return workers_; }
-  // Identifies the pool to refuse_wait_on_collector (never dereferenced there).
+  // Identifies the pool to is_collector_thread and collect_while_waiting.
   const WorkerPoolCore* identity() const noexcept;
-  void refuse_wait_on_collector(const char* operation) const {
-    internal::refuse_wait_on_collector(identity(), operation);
-  }
 
  private:
   std::size_t workers_;
@@ -680,30 +681,21 @@ struct PoolOptions {
 };
 
 // The result of an asynchronous Pool call (multiprocessing.pool.AsyncResult). Copyable
-// handle; every method is thread-safe.
+// handle; every method is thread-safe. Its waits may be used in a done callback of the same
+// pool (where Python's would wait for ever): the pool's results keep coming meanwhile.
 template <class R>
 class AsyncResult {
  public:
-  // `pool`: the WorkerPool::identity() of the pool that completes the future, if any.
-  explicit AsyncResult(futures::Future<R> future, const internal::WorkerPoolCore* pool = nullptr)
-      : future_(std::move(future)), pool_(pool) {}
-  // Blocks until ready; the value, or rethrows the call's exception. Not ready, in a done
-  // callback of a call of the same pool: std::logic_error (it would wait for ever: the pool's
-  // results are delivered on the thread that runs the callback).
-  R get() const {
-    refuse_wait_on_collector("AsyncResult::get()");
-    return future_.result();
-  }
+  explicit AsyncResult(futures::Future<R> future) : future_(std::move(future)) {}
+  // Blocks until ready; the value, or rethrows the call's exception.
+  R get() const { return future_.result(); }
   // As get(); TimeoutError when not ready within `timeout`.
   template <class Rep, class Period>
   R get(std::chrono::duration<Rep, Period> timeout) const {
     return future_.result(timeout);
   }
-  // Blocks until ready. std::logic_error as get().
-  void wait() const {
-    refuse_wait_on_collector("AsyncResult::wait()");
-    future_.exception();
-  }
+  // Blocks until ready.
+  void wait() const { future_.exception(); }
   // Blocks until ready or `timeout` passed; true when ready.
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) const {
@@ -726,12 +718,7 @@ class AsyncResult {
   const futures::Future<R>& future() const noexcept { return future_; }
 
  private:
-  void refuse_wait_on_collector(const char* operation) const {
-    if (pool_ != nullptr && !future_.done()) internal::refuse_wait_on_collector(pool_, operation);
-  }
-
   futures::Future<R> future_;
-  const internal::WorkerPoolCore* pool_;
 };
 
 namespace detail {
@@ -1059,22 +1046,22 @@ class IMapResults {
   // The next result; blocks until it is ready. std::out_of_range when there is none left
   // (Python's StopIteration). TimeoutError past the deadline (ProcessPoolExecutor::map):
   // then, as Python's, the iteration is over (next() is std::out_of_range) and the chunks
-  // not started are cancelled. std::logic_error, instead of waiting for ever, in a done
-  // callback of a call of the same pool (see AsyncResult::get).
+  // not started are cancelled. May be used in a done callback of the same pool.
   R next() {
     while (position_ >= current_.size()) {
       if (taken_ == chunks_.size()) throw std::out_of_range("no more results");
       std::size_t index = taken_;
       if (!ordered_) {
         std::unique_lock lock(order_->mutex);
-        if (order_->done.empty()) {
-          internal::refuse_wait_on_collector(pool_, "the next result of imap_unordered");
+        // On the pool's collector thread, nobody else would deliver the chunk awaited.
+        while (order_->done.empty() && internal::is_collector_thread(pool_)) {
+          lock.unlock();
+          internal::collect_while_waiting(pool_);
+          lock.lock();
         }
         order_->ready.wait(lock, [&] { return !order_->done.empty(); });
         index = order_->done.front();
         order_->done.pop_front();
-      } else if (!chunks_[index].done()) {
-        internal::refuse_wait_on_collector(pool_, "the next result of a map");
       }
       ++taken_;
       if (deadline_) wait_until_deadline(index);
@@ -1150,9 +1137,10 @@ class IMapResults {
 // A pool of worker processes (multiprocessing.Pool). Every method is thread-safe. Functions
 // are plain functions or lambdas without captures; elements and results serializable.
 // Workers are scheduled as SCHED_BATCH (see ProcessPoolExecutor). Results are delivered on
-// the pool's collector thread, which runs the done callbacks of their futures: there, a
-// blocking wait for a result of the same pool (apply, map, starmap, AsyncResult::get and
-// wait, imap's next) is std::logic_error, since it would wait for ever.
+// the pool's collector thread, which runs the done callbacks of their futures. A callback
+// may still wait for a result of the same pool (apply, map, starmap, AsyncResult::get and
+// wait, imap's next), where Python's would wait for ever: the collector goes on meanwhile.
+// join() there, which would wait for that very thread, is std::logic_error.
 class Pool {
  public:
   // std::invalid_argument for processes or maxtasksperchild 0 or negative (wrapped around).
@@ -1204,7 +1192,6 @@ class Pool {
   // function(args...) in a worker; blocks for the result.
   template <class F, class... A>
   auto apply(F&& function, A&&... args) {
-    pool_.refuse_wait_on_collector("Pool::apply");
     return apply_async(std::forward<F>(function), std::forward<A>(args)...).get();
   }
   // As apply(), not blocking: an AsyncResult. Its done callbacks (through future()) run on
@@ -1214,7 +1201,7 @@ class Pool {
     detail::Message call = detail::encode_call<true>(function, std::forward<A>(args)...);
     using R = typename ResultOf<detail::ShippableCall<true, F, A...>, F, A...>::type;
     auto pending = std::make_unique<internal::FutureCall<R>>(std::move(call));
-    AsyncResult<R> result(pending->future, pool_.identity());
+    AsyncResult<R> result(pending->future);
     submit(std::move(pending));
     return result;
   }
@@ -1268,7 +1255,6 @@ class Pool {
   // out, the pool first copies whatever it has not written yet.
   template <bool star, class F, class Range>
   auto map_blocking(const F& function, Range& items, std::optional<std::size_t> chunksize) {
-    pool_.refuse_wait_on_collector(star ? "Pool::starmap" : "Pool::map");
     try {
       auto gather = submit_map<star>(function, items, chunksize, true);
       gather->done.result();
@@ -1292,7 +1278,7 @@ class Pool {
         all.set_result(gather->take());
       }
     });
-    return AsyncResult<std::vector<R>>(all, pool_.identity());
+    return AsyncResult<std::vector<R>>(all);
   }
 
   enum class State { running, closed, terminated };
@@ -1323,9 +1309,10 @@ struct ProcessPoolOptions {
 // max_workers, and run calls in the order they were submitted. submit() and map() are
 // thread-safe and do not block (a very large argument may wait for room in a worker's pipe).
 // Futures complete on the pool's collector thread, which runs their done callbacks. A done
-// callback must not wait for another future of the same pool (result() or exception()
-// without a timeout would wait for ever: only that thread completes them); the map
-// iterator's next() and shutdown(wait=true) refuse to, with std::logic_error.
+// callback may wait for another future of the same pool (result(), wait(), as_completed,
+// the map iterator): it goes on collecting results while it waits, where Python's would
+// wait for ever. shutdown(wait=true) there, which would wait for that very thread, is
+// std::logic_error.
 // Workers are scheduled as SCHED_BATCH, so a worker woken with a call never preempts the
 // thread still submitting; threads a call starts in a worker inherit that policy.
 class ProcessPoolExecutor : public futures::Executor {

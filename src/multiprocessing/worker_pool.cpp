@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -78,6 +79,9 @@ constexpr double long_call_us = 20'000;
 constexpr double tail_call_us = 1'000;
 // Waiting for a call that runs this long, a thread sleeps at once rather than spin first.
 constexpr double long_wait_us = 1'000;
+// Done callbacks that wait on the collector thread each nest a frame over the one before
+// (collect_while_waiting); past this many, a wait is refused rather than risk the stack.
+constexpr int max_nested_waits = 64;
 
 // The pool whose collector this thread is, if it is one: its done callbacks run here, and
 // must not wait for the pool's results, which only this thread delivers.
@@ -146,6 +150,47 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
     }
     for (auto& [call, error] : failures)
       call->fail(error);
+  }
+
+  // On the collector thread, in a done callback that waits (for anything: this is its
+  // futures Helper): results already read are delivered first, else one round of collection
+  // runs in the callback's frame, polling for up to a millisecond, so that results of this
+  // pool keep arriving, and a wait for something else looks again that often. True if it
+  // delivered results. std::runtime_error past max_nested_waits waits nested in each other.
+  bool collect_while_waiting() {
+    if (nested_waits_ == max_nested_waits) {
+      throw std::runtime_error("more than " + std::to_string(max_nested_waits) +
+                               " done callbacks of a " + options_.kind +
+                               " wait nested in each other on its collector thread");
+    }
+    ++nested_waits_;
+    const struct Unnest {
+      int& depth;
+      ~Unnest() { --depth; }
+    } unnest{nested_waits_};
+    if (deliver_queued(false)) return true;
+    std::unique_lock lock(mutex_);
+    Completions completions;
+    Failures failures;
+    std::vector<pollfd> polled;
+    std::vector<Worker*> polled_workers;
+    try {
+      switch (round_locked(lock, completions, failures, polled, polled_workers, 1)) {
+        case Round::delivered:
+          return true;
+        case Round::idle:
+          return false;
+        case Round::ended:
+          break;
+      }
+    } catch (...) {
+      fail_collector_locked(lock, completions, failures, std::current_exception());
+      return true;
+    }
+    // Nothing more comes from this pool: the wait is for something else. Look every ms.
+    lock.unlock();
+    ::poll(nullptr, 0, 1);
+    return false;
   }
 
   // shutdown(true, ...) on the collector thread is std::logic_error: it would wait for itself.
@@ -566,88 +611,144 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
   }
 
   void collect() {
+    spindle::detail::current_helper() = &collector_helper_;
     std::unique_lock lock(mutex_);
     Completions completions;
     Failures failures;
+    std::vector<pollfd> polled;
+    std::vector<Worker*> polled_workers;
     try {
-      collect_locked(lock, completions, failures);
+      while (round_locked(lock, completions, failures, polled, polled_workers, -1) !=
+             Round::ended) {
+      }
     } catch (...) {
       // A worker's own errors fail only its calls (read_worker_locked, dispatch_locked); this
       // is the collector's own bookkeeping out of memory: the pool cannot go on.
-      const std::exception_ptr error = std::current_exception();
-      if (lock.owns_lock()) lock.unlock();
-      deliver(completions, failures);
-      lock.lock();
-      abandon_locked(lock, error);
+      fail_collector_locked(lock, completions, failures, std::current_exception());
     }
+    spindle::detail::current_helper() = nullptr;
   }
 
-  void collect_locked(std::unique_lock<std::mutex>& lock, Completions& completions,
-                      Failures& failures) {
-    std::vector<pollfd> polled;
-    std::vector<Worker*> polled_workers;
-    for (;;) {
-      if (terminating_) {
-        fail_everything_locked(
-            std::make_exception_ptr(BrokenProcessPool("the " + options_.kind + " was terminated")),
-            failures);
-        broken_ = "the " + options_.kind + " was terminated";
-      }
-      if (broken_ || finished_locked()) {
-        close_all_locked();  // idle workers read the end of stream and exit
-        lock.unlock();
-        deliver(completions, failures);
-        return;
-      }
-      polled.assign(1, pollfd{wake_fd_, POLLIN, 0});
-      polled_workers.assign(1, nullptr);
-      for (auto& worker : workers_) {
-        const short events = static_cast<short>(POLLIN | (worker->writer.empty() ? 0 : POLLOUT));
-        polled.push_back(pollfd{worker->fd, events, 0});
-        polled_workers.push_back(worker.get());
-      }
+  // What one round of the collector came to.
+  enum class Round {
+    delivered,  // results were delivered (done callbacks ran)
+    idle,       // nothing was delivered
+    ended,      // the pool has ended: every call finished or failed, the workers are closed
+  };
+
+  // One round of the collector: polls the workers' sockets (and the wake-up eventfd) for up
+  // to timeout_ms (-1: no limit), reads results, notices ended workers, hands out calls and
+  // delivers what came in (nested in a callback that waits, only the first: the callback
+  // looks again after each). Called with the lock held; returns with it held. The vectors are
+  // scratch space, kept by the caller so that rounds do not allocate.
+  Round round_locked(std::unique_lock<std::mutex>& lock, Completions& completions,
+                     Failures& failures, std::vector<pollfd>& polled,
+                     std::vector<Worker*>& polled_workers, int timeout_ms) {
+    if (terminating_) {
+      fail_everything_locked(
+          std::make_exception_ptr(BrokenProcessPool("the " + options_.kind + " was terminated")),
+          failures);
+      broken_ = "the " + options_.kind + " was terminated";
+    }
+    if (broken_ || finished_locked()) {
+      close_all_locked();  // idle workers read the end of stream and exit
       lock.unlock();
-      while (::poll(polled.data(), polled.size(), -1) < 0 && errno == EINTR) {
-      }
+      deliver(completions, failures, /*all=*/nested_waits_ == 0);
       lock.lock();
-      if (polled[0].revents != 0) {
-        std::uint64_t count;
-        [[maybe_unused]] const ssize_t got = ::read(wake_fd_, &count, sizeof count);
+      return Round::ended;
+    }
+    polled.assign(1, pollfd{wake_fd_, POLLIN, 0});
+    polled_workers.assign(1, nullptr);
+    for (auto& worker : workers_) {
+      const short events = static_cast<short>(POLLIN | (worker->writer.empty() ? 0 : POLLOUT));
+      polled.push_back(pollfd{worker->fd, events, 0});
+      polled_workers.push_back(worker.get());
+    }
+    lock.unlock();
+    while (::poll(polled.data(), polled.size(), timeout_ms) < 0 && errno == EINTR) {
+    }
+    lock.lock();
+    if (polled[0].revents != 0) {
+      std::uint64_t count;
+      [[maybe_unused]] const ssize_t got = ::read(wake_fd_, &count, sizeof count);
+    }
+    for (std::size_t i = 1; i < polled.size(); ++i) {
+      if (polled[i].revents == 0 || broken_) continue;
+      Worker* worker = polled_workers[i];
+      const auto position = std::find_if(workers_.begin(), workers_.end(),
+                                         [&](const auto& w) { return w.get() == worker; });
+      if (position == workers_.end()) continue;
+      std::exception_ptr unreadable;
+      bool alive = true;
+      if (polled[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+        alive = read_worker_locked(*worker, completions, failures, unreadable);
       }
-      for (std::size_t i = 1; i < polled.size(); ++i) {
-        if (polled[i].revents == 0 || broken_) continue;
-        Worker* worker = polled_workers[i];
-        const auto position = std::find_if(workers_.begin(), workers_.end(),
-                                           [&](const auto& w) { return w.get() == worker; });
-        if (position == workers_.end()) continue;
-        std::exception_ptr unreadable;
-        bool alive = true;
-        if (polled[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-          alive = read_worker_locked(*worker, completions, failures, unreadable);
-        }
-        if (broken_) break;
-        if (!alive) {
-          worker_ended_locked(static_cast<std::size_t>(position - workers_.begin()), unreadable,
-                              failures);
-        }
-      }
-      if (!broken_) dispatch_locked(failures);
-      if (!completions.empty() || !failures.empty()) {
-        lock.unlock();
-        deliver(completions, failures);
-        lock.lock();
+      if (broken_) break;
+      if (!alive) {
+        worker_ended_locked(static_cast<std::size_t>(position - workers_.begin()), unreadable,
+                            failures);
       }
     }
+    if (!broken_) dispatch_locked(failures);
+    if (completions.empty() && failures.empty()) return Round::idle;
+    lock.unlock();
+    deliver(completions, failures, /*all=*/nested_waits_ == 0);
+    lock.lock();
+    return Round::delivered;
   }
 
-  // Completes and fails calls (outside the lock: their done callbacks may use the pool).
-  static void deliver(Completions& completions, Failures& failures) noexcept {
-    for (auto& [call, result] : completions)
-      call->complete(std::move(result));
-    for (auto& [call, error] : failures)
-      call->fail(error);
+  // The collector's own bookkeeping failed (`error`, out of memory): what was read is
+  // delivered, then the pool breaks. Called with `lock` held or not; returns with it held.
+  void fail_collector_locked(std::unique_lock<std::mutex>& lock, Completions& completions,
+                             Failures& failures, const std::exception_ptr& error) noexcept {
+    if (lock.owns_lock()) lock.unlock();
+    deliver(completions, failures);
+    lock.lock();
+    abandon_locked(lock, error);
+  }
+
+  // Completes and fails calls (outside the lock: their done callbacks may use the pool), in
+  // order, on the collector thread. They go through `delivering_` one at a time, so that a
+  // done callback that waits (collect_while_waiting) delivers the rest of the batch first:
+  // the result it waits for may be among them.
+  // Delivers them all, or (`all` false, for a callback that waits) only the first.
+  void deliver(Completions& completions, Failures& failures, bool all = true) noexcept {
+    try {
+      for (auto& [call, result] : completions)
+        delivering_.push_back({std::move(call), std::move(result), nullptr});
+      for (auto& [call, error] : failures)
+        delivering_.push_back({std::move(call), {}, error});
+    } catch (const std::bad_alloc&) {
+      // No room to queue them: delivered straight from here (moved ones are empty).
+      deliver_queued(true);
+      for (auto& [call, result] : completions) {
+        if (call) call->complete(std::move(result));
+      }
+      for (auto& [call, error] : failures) {
+        if (call) call->fail(error);
+      }
+    }
     completions.clear();
     failures.clear();
+    deliver_queued(all);
+  }
+
+  // Delivers what `delivering_` holds, or only its first (`all` false: for a callback that
+  // waits, which looks again after each); true if it held anything.
+  bool deliver_queued(bool all) noexcept {
+    bool any = false;
+    while (!delivering_.empty()) {
+      Delivery delivery = std::move(delivering_.front());
+      delivering_.pop_front();
+      any = true;
+      if (delivery.error) {
+        delivery.call->fail(delivery.error);
+      } else {
+        delivery.call->complete(std::move(delivery.result));
+      }
+      if (!all) break;
+    }
+    return any;
   }
 
   // The pool breaks without needing memory to do so: every call fails, one at a time outside
@@ -711,14 +812,41 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
   };
   std::unordered_map<std::size_t, Timing> timings_;
   std::thread collector_;
+
+  // The collector thread's own (nothing else touches these).
+  // Calls completed or failed, waiting to be delivered (see deliver()).
+  struct Delivery {
+    std::unique_ptr<PendingCall> call;
+    Message result;
+    std::exception_ptr error;  // set: the call fails with it
+  };
+  std::deque<Delivery> delivering_;
+  // How many done callbacks wait nested in each other (collect_while_waiting).
+  int nested_waits_ = 0;
+  // Installed as the collector thread's futures Helper: a done callback waiting for a
+  // future (result(), wait(), as_completed) collects meanwhile instead of sleeping, as the
+  // results it may wait for come in on this very thread.
+  class CollectorHelper final : public spindle::detail::Helper {
+   public:
+    explicit CollectorHelper(WorkerPoolCore& core) : core_(core) {}
+    bool run_one_queued() override { return core_.collect_while_waiting(); }
+    // Never sleeps in the wait: nothing would wake it for this pool's results.
+    bool set_waiting(bool waiting) override { return !waiting; }
+
+   private:
+    WorkerPoolCore& core_;
+  };
+  CollectorHelper collector_helper_{*this};
 };
 
-void refuse_wait_on_collector(const WorkerPoolCore* pool, const char* operation) {
-  if (pool != nullptr && current_collector == pool) {
-    throw std::logic_error(std::string(operation) +
-                           " in a done callback of a call of the same pool would wait for ever: "
-                           "the callback runs on the thread that delivers that pool's results");
-  }
+bool is_collector_thread(const WorkerPoolCore* pool) noexcept {
+  return pool != nullptr && current_collector == pool;
+}
+
+bool collect_while_waiting(const WorkerPoolCore* pool) {
+  if (!is_collector_thread(pool)) return false;
+  // The collector thread is the core's own, and the core outlives it.
+  return const_cast<WorkerPoolCore*>(pool)->collect_while_waiting();
 }
 
 WorkerPool::WorkerPool(WorkerPoolOptions options)

@@ -671,6 +671,118 @@ TEST(ProcessPoolExecutor, ShutdownWaitingInItsOwnDoneCallbackIsLogicError) {
   EXPECT_EQ(pool.submit(square, 4).result(30s), 16);  // nothing was shut down
 }
 
+// Done callbacks run on the collector thread, the only one that delivers the pool's
+// results; a callback that waits for one goes on collecting meanwhile (Python's would wait
+// for ever).
+TEST(ProcessPoolExecutor, ADoneCallbackMayWaitForAResultOfTheSamePool) {
+  mp::ProcessPoolExecutor pool({.max_workers = 2});
+  auto [teller, told] = mp::Pipe<int>();
+  auto [other_teller, other_told] = mp::Pipe<int>();
+  auto first = pool.submit(block_until_told, std::move(told));
+  auto second = pool.submit(block_until_told, std::move(other_told));
+  std::vector<int> seen;
+  std::exception_ptr error;
+  spindle::threading::Event called;
+  first.add_done_callback([&](const spindle::futures::Future<int>&) {
+    try {
+      other_teller.send(2);  // second finishes only now, while this callback waits for it
+      seen.push_back(second.result());
+      seen.push_back(pool.submit(square, 3).result());
+      std::vector<spindle::futures::Future<int>> more{pool.submit(square, 4),
+                                                      pool.submit(square, 5)};
+      int sum = 0;
+      for (auto future : spindle::futures::as_completed(more))
+        sum += future.result();
+      seen.push_back(sum);
+      for (int x : pool.map(square, std::vector<int>{6, 7}))
+        seen.push_back(x);
+      // A future that another thread completes is seen too.
+      spindle::futures::Future<int> outside;
+      std::thread completer([&] { outside.set_result(8); });
+      seen.push_back(outside.result());
+      completer.join();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    called.set();
+  });
+  teller.send(1);
+  ASSERT_TRUE(called.wait(30s));
+  if (error) std::rethrow_exception(error);
+  EXPECT_EQ(seen, (std::vector<int>{2, 9, 16 + 25, 36, 49, 8}));
+}
+
+// Results read together are delivered one by one: a callback waiting for a result that came
+// in the same read sees it delivered first. Each callback here waits for the next result.
+TEST(ProcessPoolExecutor, DoneCallbacksMayWaitForResultsThatCameWithTheirOwn) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  auto [teller, told] = mp::Pipe<int>();
+  std::vector<spindle::futures::Future<int>> futures{
+      pool.submit(block_until_told, std::move(told))};
+  for (int i = 1; i <= 20; ++i)
+    futures.push_back(pool.submit(square, i));
+  std::atomic<int> waited{0};
+  for (std::size_t i = 0; i + 1 < futures.size(); ++i) {
+    futures[i].add_done_callback([&, i](const spindle::futures::Future<int>&) {
+      if (futures[i + 1].result() == static_cast<int>((i + 1) * (i + 1))) ++waited;
+    });
+  }
+  teller.send(0);
+  EXPECT_EQ(futures.back().result(30s), 400);
+  pool.shutdown(true);  // every callback has run
+  EXPECT_EQ(waited.load(), 20);
+}
+
+TEST(ProcessPoolExecutor, ADoneCallbackWaitingForAResultThatDoesNotComeTimesOut) {
+  mp::ProcessPoolExecutor pool({.max_workers = 2});
+  auto [teller, told] = mp::Pipe<int>();
+  auto [other_teller, other_told] = mp::Pipe<int>();
+  auto first = pool.submit(block_until_told, std::move(told));
+  auto second = pool.submit(block_until_told, std::move(other_told));
+  std::exception_ptr error;
+  spindle::threading::Event called;
+  first.add_done_callback([&](const spindle::futures::Future<int>&) {
+    try {
+      second.result(50ms);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    called.set();
+  });
+  teller.send(1);
+  ASSERT_TRUE(called.wait(30s));
+  EXPECT_THROW(std::rethrow_exception(error), spindle::TimeoutError);
+  other_teller.send(2);
+  EXPECT_EQ(second.result(30s), 2);
+}
+
+// Each waiting callback nests a frame on the collector thread; past 64 a wait is refused.
+TEST(ProcessPoolExecutor, DoneCallbacksWaitingNestedTooDeepAreRuntimeError) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  auto [teller, told] = mp::Pipe<int>();
+  std::vector<spindle::futures::Future<int>> futures{
+      pool.submit(block_until_told, std::move(told))};
+  for (int i = 1; i <= 70; ++i)
+    futures.push_back(pool.submit(square, i));
+  std::vector<std::string> refused;  // only the collector thread touches it
+  for (std::size_t i = 0; i + 1 < futures.size(); ++i) {
+    futures[i].add_done_callback([&, i](const spindle::futures::Future<int>&) {
+      try {
+        futures[i + 1].result();
+      } catch (const std::runtime_error& error) {
+        refused.push_back(std::to_string(i) + ": " + error.what());
+      }
+    });
+  }
+  teller.send(0);
+  EXPECT_EQ(futures.back().result(30s), 4900);
+  pool.shutdown(true);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0],
+            "64: more than 64 done callbacks of a ProcessPoolExecutor wait nested in each other "
+            "on its collector thread");
+}
+
 TEST(ProcessPoolExecutor, MapSendsChunksAndKeepsInputOrder) {
   mp::ProcessPoolExecutor pool({.max_workers = 2});
   std::vector<int> inputs(1000);
