@@ -170,12 +170,9 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
     } unnest{nested_waits_};
     if (deliver_queued(false)) return true;
     std::unique_lock lock(mutex_);
-    Completions completions;
-    Failures failures;
-    std::vector<pollfd> polled;
-    std::vector<Worker*> polled_workers;
+    RoundScratch scratch;
     try {
-      switch (round_locked(lock, completions, failures, polled, polled_workers, 1)) {
+      switch (round_locked(lock, scratch, 1)) {
         case Round::delivered:
           return true;
         case Round::idle:
@@ -184,7 +181,7 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
           break;
       }
     } catch (...) {
-      fail_collector_locked(lock, completions, failures, std::current_exception());
+      fail_collector_locked(lock, scratch, std::current_exception());
       return true;
     }
     // Nothing more comes from this pool: the wait is for something else. Look every ms.
@@ -613,18 +610,14 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
   void collect() {
     spindle::detail::current_helper() = &collector_helper_;
     std::unique_lock lock(mutex_);
-    Completions completions;
-    Failures failures;
-    std::vector<pollfd> polled;
-    std::vector<Worker*> polled_workers;
+    RoundScratch scratch;
     try {
-      while (round_locked(lock, completions, failures, polled, polled_workers, -1) !=
-             Round::ended) {
+      while (round_locked(lock, scratch, -1) != Round::ended) {
       }
     } catch (...) {
       // A worker's own errors fail only its calls (read_worker_locked, dispatch_locked); this
       // is the collector's own bookkeeping out of memory: the pool cannot go on.
-      fail_collector_locked(lock, completions, failures, std::current_exception());
+      fail_collector_locked(lock, scratch, std::current_exception());
     }
     spindle::detail::current_helper() = nullptr;
   }
@@ -635,15 +628,20 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
     idle,       // nothing was delivered
     ended,      // the pool has ended: every call finished or failed, the workers are closed
   };
+  // What a round works in, kept by the caller so that rounds do not allocate.
+  struct RoundScratch {
+    Completions completions;
+    Failures failures;
+    std::vector<pollfd> polled;
+    std::vector<Worker*> polled_workers;
+  };
 
   // One round of the collector: polls the workers' sockets (and the wake-up eventfd) for up
   // to timeout_ms (-1: no limit), reads results, notices ended workers, hands out calls and
   // delivers what came in (nested in a callback that waits, only the first: the callback
-  // looks again after each). Called with the lock held; returns with it held. The vectors are
-  // scratch space, kept by the caller so that rounds do not allocate.
-  Round round_locked(std::unique_lock<std::mutex>& lock, Completions& completions,
-                     Failures& failures, std::vector<pollfd>& polled,
-                     std::vector<Worker*>& polled_workers, int timeout_ms) {
+  // looks again after each). Called with the lock held; returns with it held.
+  Round round_locked(std::unique_lock<std::mutex>& lock, RoundScratch& scratch, int timeout_ms) {
+    auto& [completions, failures, polled, polled_workers] = scratch;
     if (terminating_) {
       fail_everything_locked(
           std::make_exception_ptr(BrokenProcessPool("the " + options_.kind + " was terminated")),
@@ -699,10 +697,10 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
 
   // The collector's own bookkeeping failed (`error`, out of memory): what was read is
   // delivered, then the pool breaks. Called with `lock` held or not; returns with it held.
-  void fail_collector_locked(std::unique_lock<std::mutex>& lock, Completions& completions,
-                             Failures& failures, const std::exception_ptr& error) noexcept {
+  void fail_collector_locked(std::unique_lock<std::mutex>& lock, RoundScratch& scratch,
+                             const std::exception_ptr& error) noexcept {
     if (lock.owns_lock()) lock.unlock();
-    deliver(completions, failures);
+    deliver(scratch.completions, scratch.failures);
     lock.lock();
     abandon_locked(lock, error);
   }
