@@ -1047,28 +1047,14 @@ class IMapResults {
   // (Python's StopIteration). TimeoutError past the deadline (ProcessPoolExecutor::map):
   // then, as Python's, the iteration is over (next() is std::out_of_range) and the chunks
   // not started are cancelled. May be used in a done callback of the same pool.
-  R next() {
-    while (position_ >= current_.size()) {
-      if (taken_ == chunks_.size()) throw std::out_of_range("no more results");
-      std::size_t index = taken_;
-      if (!ordered_) {
-        std::unique_lock lock(order_->mutex);
-        // On the pool's collector thread, nobody else would deliver the chunk awaited.
-        while (order_->done.empty() && internal::is_collector_thread(pool_)) {
-          lock.unlock();
-          internal::collect_while_waiting(pool_);
-          lock.lock();
-        }
-        order_->ready.wait(lock, [&] { return !order_->done.empty(); });
-        index = order_->done.front();
-        order_->done.pop_front();
-      }
-      ++taken_;
-      if (deadline_) wait_until_deadline(index);
-      current_ = chunks_[index].result();
-      position_ = 0;
-    }
-    return std::move(current_[position_++]);
+  R next() { return next_until(nullptr); }
+  // As next(), waiting at most `timeout` (IMapIterator.next(timeout)): TimeoutError when the
+  // next result is not in by then, and the iteration goes on (call again). A negative
+  // timeout is std::invalid_argument.
+  template <class Rep, class Period>
+  R next(std::chrono::duration<Rep, Period> timeout) {
+    const auto deadline = spindle::detail::deadline_after(timeout);
+    return next_until(&deadline);
   }
   // True once every result has been taken. Non-blocking.
   bool exhausted() { return position_ >= current_.size() && taken_ == chunks_.size(); }
@@ -1104,6 +1090,47 @@ class IMapResults {
   std::default_sentinel_t end() { return {}; }
 
  private:
+  // next(), waiting until `wait_deadline` if given (a TimeoutError then takes nothing).
+  R next_until(const spindle::detail::Clock::time_point* wait_deadline) {
+    const auto timed_out = [] {
+      return spindle::TimeoutError("the next result did not come within the timeout");
+    };
+    while (position_ >= current_.size()) {
+      if (taken_ == chunks_.size()) throw std::out_of_range("no more results");
+      std::size_t index = taken_;
+      if (!ordered_) {
+        std::unique_lock lock(order_->mutex);
+        const auto ready = [&] { return !order_->done.empty(); };
+        // On the pool's collector thread, nobody else would deliver the chunk awaited.
+        while (!ready() && internal::is_collector_thread(pool_)) {
+          if (wait_deadline && spindle::detail::Clock::now() >= *wait_deadline) throw timed_out();
+          lock.unlock();
+          internal::collect_while_waiting(pool_);
+          lock.lock();
+        }
+        if (wait_deadline == nullptr) {
+          order_->ready.wait(lock, ready);
+        } else if (!order_->ready.wait_until(lock, *wait_deadline, ready)) {
+          throw timed_out();
+        }
+        index = order_->done.front();
+        order_->done.pop_front();
+      } else if (wait_deadline != nullptr) {
+        const auto left = *wait_deadline - spindle::detail::Clock::now();
+        try {
+          (void)chunks_[index].exception(std::max(left, decltype(left)::zero()));
+        } catch (const spindle::TimeoutError&) {
+          throw timed_out();
+        }
+      }
+      ++taken_;
+      if (deadline_) wait_until_deadline(index);
+      current_ = chunks_[index].result();
+      position_ = 0;
+    }
+    return std::move(current_[position_++]);
+  }
+
   // Waits for chunk `index` until the deadline. Past it, the iteration is over, as Python's:
   // TimeoutError, and the chunks from `index` on are cancelled. (A TimeoutError the call
   // itself threw is its result, rethrown by result() as any exception.)

@@ -43,6 +43,10 @@ void set_tag(int value, std::string) {
 int get_tag(int) {
   return tag;
 }
+int five_once_set(mp::Event event) {
+  event.wait();
+  return 5;
+}
 int wait_then_return(mp::Connection<int> connection) {
   return connection.recv();
 }
@@ -237,6 +241,25 @@ TEST(Pool, ImapIsInOrderAndImapUnorderedHasEveryResult) {
   EXPECT_THROW(results.next(), std::out_of_range);
 }
 
+// IMapIterator.next(timeout): a result not in by then is TimeoutError, and the iteration
+// goes on.
+TEST(Pool, ImapNextWithATimeoutTimesOutAndTheIterationGoesOn) {
+  mp::Pool pool({.processes = 2});
+  for (const bool ordered : {true, false}) {
+    SCOPED_TRACE(ordered ? "imap" : "imap_unordered");
+    mp::Event go;
+    const std::vector<mp::Event> inputs{go};
+    auto results =
+        ordered ? pool.imap(five_once_set, inputs) : pool.imap_unordered(five_once_set, inputs);
+    EXPECT_THROW(results.next(20ms), spindle::TimeoutError);
+    EXPECT_THROW(results.next(0ms), spindle::TimeoutError);
+    EXPECT_THROW(results.next(-1ms), std::invalid_argument);
+    go.set();
+    EXPECT_EQ(results.next(30s), 5);
+    EXPECT_THROW(results.next(30s), std::out_of_range);
+  }
+}
+
 TEST(Pool, ApplyAndApplyAsync) {
   mp::Pool pool({.processes = 2});
   EXPECT_EQ(pool.apply(multiply, 6, 7), 42);
@@ -404,6 +427,15 @@ TEST(Pool, ADoneCallbackMayWaitForResultsOfTheSamePool) {
       seen.push_back(ordered.next());
       auto unordered = pool.imap_unordered(square, std::vector<int>{8});
       seen.push_back(unordered.next());
+      mp::Event go;
+      auto later = pool.imap_unordered(five_once_set, std::vector<mp::Event>{go});
+      try {
+        later.next(10ms);
+      } catch (const spindle::TimeoutError&) {
+        seen.push_back(-1);
+      }
+      go.set();
+      seen.push_back(later.next());
       pool.close();
       pool.join();
     } catch (const std::logic_error& refusal) {
@@ -416,7 +448,7 @@ TEST(Pool, ADoneCallbackMayWaitForResultsOfTheSamePool) {
   teller.send(1);
   ASSERT_TRUE(called.wait(30s));
   if (error) std::rethrow_exception(error);
-  EXPECT_EQ(seen, (std::vector<int>{2, 9, 16, 25, 36, 49, 64}));
+  EXPECT_EQ(seen, (std::vector<int>{2, 9, 16, 25, 36, 49, 64, -1, 5}));
   EXPECT_NE(join_refused.find("done callback"), std::string::npos) << join_refused;
   EXPECT_EQ(first.get(), 1);
   pool.join();
