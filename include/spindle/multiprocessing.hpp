@@ -1115,12 +1115,15 @@ class IMapResults {
         }
         index = order_->done.front();
         order_->done.pop_front();
-      } else if (wait_deadline != nullptr) {
+      } else if (wait_deadline != nullptr && (!deadline_ || *wait_deadline < *deadline_)) {
+        // (With the map's own deadline first, wait_until_deadline below waits, as next().)
         const auto left = *wait_deadline - spindle::detail::Clock::now();
         try {
           (void)chunks_[index].exception(std::max(left, decltype(left)::zero()));
         } catch (const spindle::TimeoutError&) {
           throw timed_out();
+        } catch (const futures::CancelledError&) {
+          // Done: result() below says so, as next() does.
         }
       }
       ++taken_;

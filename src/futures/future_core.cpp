@@ -217,7 +217,8 @@ bool block_until(const std::function<bool()>& ready, const Clock::time_point* de
   for (;;) {
     if (ready()) return true;
     if (helper != nullptr && helper->run_one_queued()) continue;
-    if (deadline != nullptr && Clock::now() >= *deadline) return false;
+    // ready() again: what the helper ran, or another thread, may have made it so meanwhile.
+    if (deadline != nullptr && Clock::now() >= *deadline) return ready();
     if (helper != nullptr) {
       // Nothing to run: spin briefly (the awaited task is likely running on another core).
       if (spin_until(ready, kWaitSpin / 4)) return true;

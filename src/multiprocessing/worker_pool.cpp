@@ -169,24 +169,20 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
       ~Unnest() { --depth; }
     } unnest{nested_waits_};
     if (deliver_queued(false)) return true;
+    const std::uint64_t delivered_before = delivered_;
     std::unique_lock lock(mutex_);
     RoundScratch scratch;
+    Round round;
     try {
-      switch (round_locked(lock, scratch, 1)) {
-        case Round::delivered:
-          return true;
-        case Round::idle:
-          return false;
-        case Round::ended:
-          break;
-      }
+      round = round_locked(lock, scratch, 1);
     } catch (...) {
       fail_collector_locked(lock, scratch, std::current_exception());
       return true;
     }
-    // Nothing more comes from this pool: the wait is for something else. Look every ms.
     lock.unlock();
-    ::poll(nullptr, 0, 1);
+    if (delivered_ != delivered_before) return true;
+    // Nothing more comes from an ended pool: the wait is for something else. Look every ms.
+    if (round == Round::ended) ::poll(nullptr, 0, 1);
     return false;
   }
 
@@ -599,13 +595,15 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
     }
   }
 
-  bool finished_locked() const {
-    if (!shutdown_ || !pending_.empty()) return false;
+  bool holds_calls_locked() const {
+    if (!pending_.empty()) return true;
     for (const auto& worker : workers_) {
-      if (!worker->in_flight.empty()) return false;
+      if (!worker->in_flight.empty()) return true;
     }
-    return true;
+    return false;
   }
+
+  bool finished_locked() const { return shutdown_ && !holds_calls_locked(); }
 
   void collect() {
     spindle::detail::current_helper() = &collector_helper_;
@@ -649,6 +647,13 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
       broken_ = "the " + options_.kind + " was terminated";
     }
     if (broken_ || finished_locked()) {
+      // Calls still held here (only while abandon_locked fails them one by one, and a done
+      // callback waits in between) fail now: the workers and their calls go below.
+      if (broken_ && holds_calls_locked()) {
+        fail_everything_locked(
+            abandon_error_ ? abandon_error_ : std::make_exception_ptr(BrokenProcessPool(*broken_)),
+            failures);
+      }
       close_all_locked();  // idle workers read the end of stream and exit
       lock.unlock();
       deliver(completions, failures, /*all=*/nested_waits_ == 0);
@@ -712,18 +717,21 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
   // Delivers them all, or (`all` false, for a callback that waits) only the first.
   void deliver(Completions& completions, Failures& failures, bool all = true) noexcept {
     try {
+      // emplace_back moves a call only once there is room for it.
       for (auto& [call, result] : completions)
-        delivering_.push_back({std::move(call), std::move(result), nullptr});
+        delivering_.emplace_back(std::move(call), std::move(result), nullptr);
       for (auto& [call, error] : failures)
-        delivering_.push_back({std::move(call), {}, error});
+        delivering_.emplace_back(std::move(call), Message{}, error);
     } catch (const std::bad_alloc&) {
       // No room to queue them: delivered straight from here (moved ones are empty).
       deliver_queued(true);
       for (auto& [call, result] : completions) {
         if (call) call->complete(std::move(result));
+        delivered_ += call ? 1 : 0;
       }
       for (auto& [call, error] : failures) {
         if (call) call->fail(error);
+        delivered_ += call ? 1 : 0;
       }
     }
     completions.clear();
@@ -739,6 +747,7 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
       Delivery delivery = std::move(delivering_.front());
       delivering_.pop_front();
       any = true;
+      ++delivered_;
       if (delivery.error) {
         delivery.call->fail(delivery.error);
       } else {
@@ -761,6 +770,7 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
     } catch (...) {
       if (!broken_) broken_.emplace();
     }
+    abandon_error_ = failure;
     for (auto& worker : workers_)
       ::kill(worker->pid, SIGKILL);
     for (std::unique_ptr<PendingCall> call = take_any_call_locked(); call;
@@ -799,6 +809,8 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
   bool shutdown_ = false;
   bool terminating_ = false;
   std::optional<std::string> broken_;
+  // What abandon_locked fails calls with (see round_locked).
+  std::exception_ptr abandon_error_;
   int wake_fd_ = -1;
   int worker_counter_ = 0;
   // Per function (PendingCall::target_hash): how long one call runs in a worker, as an
@@ -814,6 +826,8 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
   // The collector thread's own (nothing else touches these).
   // Calls completed or failed, waiting to be delivered (see deliver()).
   struct Delivery {
+    Delivery(std::unique_ptr<PendingCall>&& call, Message&& result, std::exception_ptr error)
+        : call(std::move(call)), result(std::move(result)), error(std::move(error)) {}
     std::unique_ptr<PendingCall> call;
     Message result;
     std::exception_ptr error;  // set: the call fails with it
@@ -821,6 +835,8 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
   std::deque<Delivery> delivering_;
   // How many done callbacks wait nested in each other (collect_while_waiting).
   int nested_waits_ = 0;
+  // How many calls have been delivered (a waiting callback's round tells whether it did).
+  std::uint64_t delivered_ = 0;
   // Installed as the collector thread's futures Helper: a done callback waiting for a
   // future (result(), wait(), as_completed) collects meanwhile instead of sleeping, as the
   // results it may wait for come in on this very thread.

@@ -437,11 +437,13 @@ TEST(Pool, ADoneCallbackMayWaitForResultsOfTheSamePool) {
       go.set();
       seen.push_back(later.next());
       pool.close();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    try {
       pool.join();
     } catch (const std::logic_error& refusal) {
       join_refused = refusal.what();
-    } catch (...) {
-      error = std::current_exception();
     }
     called.set();
   });

@@ -833,6 +833,47 @@ TEST(ProcessPoolExecutor, MapTimeoutEndsTheIteration) {
   EXPECT_THROW(results.next(), std::out_of_range);
 }
 
+// next(timeout) on a map with a timeout of its own: the earlier deadline decides. Past the
+// map's, the iteration is over; past next's alone, it goes on.
+TEST(ProcessPoolExecutor, MapNextWithATimeoutHonoursTheMapsOwnDeadline) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  auto [keep, other] = mp::Pipe<int>();
+  auto blocker = pool.submit(block_until_told, std::move(other));
+  auto patient = pool.map({.timeout = std::chrono::seconds(60), .chunksize = 1}, square,
+                          std::vector<int>{1, 2});
+  auto hasty = pool.map({.timeout = std::chrono::milliseconds(20), .chunksize = 1}, square,
+                        std::vector<int>{3, 4});
+  EXPECT_THROW(patient.next(10ms), spindle::TimeoutError);  // next's own: goes on
+  EXPECT_THROW(hasty.next(30s), spindle::TimeoutError);     // the map's: over
+  EXPECT_THROW(hasty.next(30s), std::out_of_range);
+  keep.send(1);
+  EXPECT_EQ(blocker.result(30s), 1);
+  EXPECT_EQ(patient.next(30s), 1);
+  EXPECT_EQ(patient.next(30s), 4);
+}
+
+// A chunk cancelled by shutdown(cancel_futures=true) ends next(timeout) as it ends next():
+// CancelledError, and the iteration moves on past it.
+TEST(ProcessPoolExecutor, MapNextWithATimeoutMovesPastACancelledChunk) {
+  mp::ProcessPoolExecutor pool({.max_workers = 1});
+  auto [keep, other] = mp::Pipe<int>();
+  auto blocker = pool.submit(block_until_told, std::move(other));
+  auto results = pool.map({.chunksize = 1}, square, std::vector<int>{1, 2, 3, 4});
+  pool.shutdown(false, true);  // the worker holds at most the first chunk: the rest go
+  keep.send(1);
+  EXPECT_EQ(blocker.result(30s), 1);
+  int cancelled = 0;
+  for (int i = 0; i < 4; ++i) {
+    try {
+      EXPECT_EQ(results.next(30s), (i + 1) * (i + 1));
+    } catch (const spindle::futures::CancelledError&) {
+      ++cancelled;
+    }
+  }
+  EXPECT_GE(cancelled, 1);
+  EXPECT_THROW(results.next(30s), std::out_of_range);
+}
+
 TEST(ProcessPoolExecutor, ItsCallsMayStartProcessesOfTheirOwn) {
   // As in Python: an executor's workers are not daemons (a Pool's are).
   mp::ProcessPoolExecutor pool({.max_workers = 1});
