@@ -406,7 +406,10 @@ TEST(Pool, DestroyedInItsOwnDoneCallbackItDoesNotWaitForItself) {
 TEST(Pool, ADoneCallbackMayWaitForResultsOfTheSamePool) {
   mp::Pool pool({.processes = 2});
   auto [teller, told] = mp::Pipe<int>();
-  auto [other_teller, other_told] = mp::Pipe<int>();
+  // Not a structured binding: the callback captures it (clang 14 cannot).
+  auto other_pipe = mp::Pipe<int>();
+  auto& other_teller = other_pipe.first;
+  auto& other_told = other_pipe.second;
   auto first = pool.apply_async(wait_then_return, std::move(told));
   auto other = pool.apply_async(wait_then_return, std::move(other_told));
   std::vector<int> seen;

@@ -677,7 +677,10 @@ TEST(ProcessPoolExecutor, ShutdownWaitingInItsOwnDoneCallbackIsLogicError) {
 TEST(ProcessPoolExecutor, ADoneCallbackMayWaitForAResultOfTheSamePool) {
   mp::ProcessPoolExecutor pool({.max_workers = 2});
   auto [teller, told] = mp::Pipe<int>();
-  auto [other_teller, other_told] = mp::Pipe<int>();
+  // Not a structured binding: the callback captures it (clang 14 cannot).
+  auto other_pipe = mp::Pipe<int>();
+  auto& other_teller = other_pipe.first;
+  auto& other_told = other_pipe.second;
   auto first = pool.submit(block_until_told, std::move(told));
   auto second = pool.submit(block_until_told, std::move(other_told));
   std::vector<int> seen;
