@@ -4,7 +4,9 @@
 //   roundtrip  submit(f).result() in a loop: microseconds per round trip
 //   map        Pool(2).map of a small function over 1,000,000 ints (automatic chunks)
 //   primes     primes below L by trial division in 64 chunks: ProcessPoolExecutor(2) speedup
-//              over the same chunks run one after another
+//              over the same chunks run one after another; also, as the machine's ceiling,
+//              the speedup of two plain std::threads taking the same chunks in turn (peer
+//              "threads"; its ratio is spindle's share of it)
 //   startup    Process.start() until the child's first message arrives (spawn; Python: its
 //              default start method and spawn)
 //   pipe       a 16-byte message to a child and back through Pipe(): microseconds
@@ -17,12 +19,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
 #include <numeric>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "spindle/multiprocessing.hpp"
@@ -208,6 +212,32 @@ Figure run_spindle(const std::string& workload, long n) {
   return {0, "?"};
 }
 
+// The primes workload on two plain threads, each taking the next chunk in turn: the
+// speedup over the chunks run one after another. No pool does better on this machine.
+double primes_on_threads(int limit) {
+  const int step = (limit + chunks - 1) / chunks;
+  auto start = Clock::now();
+  long sequential = 0;
+  for (int low = 0; low < limit; low += step)
+    sequential += count_primes(low, std::min(low + step, limit));
+  const double sequential_seconds = seconds_since(start);
+  std::atomic<int> next_chunk{0};
+  std::atomic<long> parallel{0};
+  const auto work = [&] {
+    for (int low = next_chunk++ * step; low < limit; low = next_chunk++ * step)
+      parallel += count_primes(low, std::min(low + step, limit));
+  };
+  start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < workers; ++i)
+    threads.emplace_back(work);
+  for (auto& thread : threads)
+    thread.join();
+  const double seconds = seconds_since(start);
+  if (parallel != sequential) std::fprintf(stderr, "primes on threads: wrong count\n");
+  return sequential_seconds / seconds;
+}
+
 std::string shell_quote(const std::string& text) {
   std::string quoted = "'";
   for (char c : text)
@@ -310,6 +340,13 @@ int main(int argc, char** argv) {
     const double our_median = median(ours);
     std::printf("%-10s %-16s %14.4g %10s %8s  %s\n", workload.name.c_str(), "spindle", our_median,
                 unit.c_str(), "", workload.goal.c_str());
+    if (workload.name == "primes") {
+      std::vector<double> ceiling;
+      for (int r = 0; r < rounds; ++r)
+        ceiling.push_back(primes_on_threads(static_cast<int>(workload.n_spindle)));
+      std::printf("%-10s %-16s %14.4g %10s %7.2fx\n", "primes", "threads", median(ceiling), "x",
+                  our_median / median(ceiling));
+    }
     if (!python_peer) continue;
     std::vector<std::string> methods{""};
     if (workload.name == "startup") methods.push_back("spawn");
