@@ -73,6 +73,16 @@ int count_primes(int low, int high) {
   return count;
 }
 
+// The primes below `limit`, counted chunk after chunk in this thread, and how long it took.
+std::pair<long, double> primes_one_after_another(int limit) {
+  const int step = (limit + chunks - 1) / chunks;
+  const auto start = Clock::now();
+  long count = 0;
+  for (int low = 0; low < limit; low += step)
+    count += count_primes(low, std::min(low + step, limit));
+  return {count, std::chrono::duration<double>(Clock::now() - start).count()};
+}
+
 void hello(mp::Connection<std::string> connection) {
   connection.send("up");
 }
@@ -147,14 +157,10 @@ Figure run_spindle(const std::string& workload, long n) {
   if (workload == "primes") {
     const int limit = static_cast<int>(n);
     const int step = (limit + chunks - 1) / chunks;
-    auto start = Clock::now();
-    long sequential = 0;
-    for (int low = 0; low < limit; low += step)
-      sequential += count_primes(low, std::min(low + step, limit));
-    const double sequential_seconds = seconds_since(start);
+    const auto [sequential, sequential_seconds] = primes_one_after_another(limit);
     mp::ProcessPoolExecutor pool({.max_workers = workers});
     warm(pool);
-    start = Clock::now();
+    const auto start = Clock::now();
     std::vector<spindle::futures::Future<int>> futures;
     for (int low = 0; low < limit; low += step) {
       futures.push_back(pool.submit(count_primes, low, std::min(low + step, limit)));
@@ -216,18 +222,14 @@ Figure run_spindle(const std::string& workload, long n) {
 // speedup over the chunks run one after another. No pool does better on this machine.
 double primes_on_threads(int limit) {
   const int step = (limit + chunks - 1) / chunks;
-  auto start = Clock::now();
-  long sequential = 0;
-  for (int low = 0; low < limit; low += step)
-    sequential += count_primes(low, std::min(low + step, limit));
-  const double sequential_seconds = seconds_since(start);
+  const auto [sequential, sequential_seconds] = primes_one_after_another(limit);
   std::atomic<int> next_chunk{0};
   std::atomic<long> parallel{0};
   const auto work = [&] {
     for (int low = next_chunk++ * step; low < limit; low = next_chunk++ * step)
       parallel += count_primes(low, std::min(low + step, limit));
   };
-  start = Clock::now();
+  const auto start = Clock::now();
   std::vector<std::thread> threads;
   for (int i = 0; i < workers; ++i)
     threads.emplace_back(work);
