@@ -83,8 +83,9 @@ constexpr double long_wait_us = 1'000;
 // (collect_while_waiting); past this many, a wait is refused rather than risk the stack.
 constexpr int max_nested_waits = 64;
 
-// The pool whose collector this thread is, if it is one: its done callbacks run here, and
-// must not wait for the pool's results, which only this thread delivers.
+// The pool whose collector this thread is, if it is one: its done callbacks run here, and a
+// wait in one collects meanwhile (collect_while_waiting), as only this thread delivers the
+// pool's results.
 thread_local const WorkerPoolCore* current_collector = nullptr;
 
 }  // namespace
@@ -172,9 +173,9 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
     const std::uint64_t delivered_before = delivered_;
     std::unique_lock lock(mutex_);
     RoundScratch scratch;
-    Round round;
+    bool going = true;
     try {
-      round = round_locked(lock, scratch, 1);
+      going = round_locked(lock, scratch, 1);
     } catch (...) {
       fail_collector_locked(lock, scratch, std::current_exception());
       return true;
@@ -182,7 +183,7 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
     lock.unlock();
     if (delivered_ != delivered_before) return true;
     // Nothing more comes from an ended pool: the wait is for something else. Look every ms.
-    if (round == Round::ended) ::poll(nullptr, 0, 1);
+    if (!going) ::poll(nullptr, 0, 1);
     return false;
   }
 
@@ -610,7 +611,7 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
     std::unique_lock lock(mutex_);
     RoundScratch scratch;
     try {
-      while (round_locked(lock, scratch, -1) != Round::ended) {
+      while (round_locked(lock, scratch, -1)) {
       }
     } catch (...) {
       // A worker's own errors fail only its calls (read_worker_locked, dispatch_locked); this
@@ -620,12 +621,6 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
     spindle::detail::current_helper() = nullptr;
   }
 
-  // What one round of the collector came to.
-  enum class Round {
-    delivered,  // results were delivered (done callbacks ran)
-    idle,       // nothing was delivered
-    ended,      // the pool has ended: every call finished or failed, the workers are closed
-  };
   // What a round works in, kept by the caller so that rounds do not allocate.
   struct RoundScratch {
     Completions completions;
@@ -637,8 +632,9 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
   // One round of the collector: polls the workers' sockets (and the wake-up eventfd) for up
   // to timeout_ms (-1: no limit), reads results, notices ended workers, hands out calls and
   // delivers what came in (nested in a callback that waits, only the first: the callback
-  // looks again after each). Called with the lock held; returns with it held.
-  Round round_locked(std::unique_lock<std::mutex>& lock, RoundScratch& scratch, int timeout_ms) {
+  // looks again after each). False once the pool has ended: every call finished or failed,
+  // the workers closed. Called with the lock held; returns with it held.
+  bool round_locked(std::unique_lock<std::mutex>& lock, RoundScratch& scratch, int timeout_ms) {
     auto& [completions, failures, polled, polled_workers] = scratch;
     if (terminating_) {
       fail_everything_locked(
@@ -658,7 +654,7 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
       lock.unlock();
       deliver(completions, failures, /*all=*/nested_waits_ == 0);
       lock.lock();
-      return Round::ended;
+      return false;
     }
     polled.assign(1, pollfd{wake_fd_, POLLIN, 0});
     polled_workers.assign(1, nullptr);
@@ -693,11 +689,11 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
       }
     }
     if (!broken_) dispatch_locked(failures);
-    if (completions.empty() && failures.empty()) return Round::idle;
+    if (completions.empty() && failures.empty()) return true;
     lock.unlock();
     deliver(completions, failures, /*all=*/nested_waits_ == 0);
     lock.lock();
-    return Round::delivered;
+    return true;
   }
 
   // The collector's own bookkeeping failed (`error`, out of memory): what was read is
