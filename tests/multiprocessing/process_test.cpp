@@ -2,11 +2,18 @@
 // libraries, and children that do not outlive their parent.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -143,6 +150,72 @@ void use_children_of_its_own(mp::Connection<int> out) {
   out.send(pool.submit(square, 7).result());
 }
 
+#if defined(__x86_64__)
+constexpr std::uint32_t kAuditArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+constexpr std::uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
+#else
+constexpr std::uint32_t kAuditArch = 0;  // no filter: the test is skipped
+#endif
+
+// Makes pidfd_open and pidfd_send_signal fail with ENOSYS in this process and every process
+// it starts, as on a kernel before 5.3. False when the filter cannot be installed.
+bool refuse_pidfds() {
+  if (kAuditArch == 0) return false;
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_open, 2, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_send_signal, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+  };
+  const sock_fprog program{static_cast<unsigned short>(std::size(filter)), filter};
+  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+}
+
+// In a child without pidfds: starts children of its own and reports what join, is_alive,
+// exitcode, terminate and kill said of them, or why it could not.
+void use_children_without_pidfds(mp::Connection<std::string> out) {
+  if (!refuse_pidfds()) return out.send("skip: cannot install a seccomp filter here");
+  if (::syscall(SYS_pidfd_open, ::getpid(), 0) >= 0 || errno != ENOSYS) {
+    return out.send("pidfd_open still works under the filter");
+  }
+  std::string seen;
+  auto say = [&](const std::string& what, auto value) {
+    seen += what + "=" + std::to_string(value) + " ";
+  };
+  auto [keep, other] = mp::Pipe<int>();
+  mp::Process waiting(wait_for_word, std::move(other));
+  waiting.start();
+  say("alive", waiting.is_alive());
+  say("join(50ms)", waiting.join(50ms));
+  keep.send(1);
+  say("join(30s)", waiting.join(30s));
+  say("exitcode", waiting.exitcode().value_or(99));
+  say("alive", waiting.is_alive());
+
+  mp::Process failing(throw_in_child);
+  failing.start();
+  failing.join();  // no timeout: polls until the child has ended
+  say("exitcode", failing.exitcode().value_or(99));
+
+  auto [keep1, other1] = mp::Pipe<int>();
+  auto [keep2, other2] = mp::Pipe<int>();
+  mp::Process terminated(wait_for_word, std::move(other1));
+  mp::Process killed(wait_for_word, std::move(other2));
+  terminated.start();
+  killed.start();
+  terminated.terminate();
+  killed.kill();
+  say("terminated", terminated.join(30s) ? terminated.exitcode().value_or(99) : 99);
+  say("killed", killed.join(30s) ? killed.exitcode().value_or(99) : 99);
+  out.send(seen);
+}
+
 }  // namespace
 
 TEST(Process, RunsTheTargetWithItsArgumentsInAnotherProcess) {
@@ -228,6 +301,20 @@ TEST(Process, TerminateAndKillGiveNegativeSignalNumbers) {
   EXPECT_EQ(first.exitcode(), -SIGTERM);
   EXPECT_EQ(second.exitcode(), -SIGKILL);
   first.terminate();  // ended: nothing happens
+}
+
+// Where the kernel has no pidfds (before 5.3), join polls waitpid and signals go by pid.
+TEST(Process, JoinTerminateAndKillWorkWithoutPidfds) {
+  auto [in, out] = mp::Pipe<std::string>(false);
+  mp::Process process(use_children_without_pidfds, std::move(out));
+  process.start();
+  out.close();  // a child that dies early is EOFError here, not a hang
+  const std::string seen = in.recv();
+  EXPECT_TRUE(process.join(60s));
+  if (seen.rfind("skip: ", 0) == 0) GTEST_SKIP() << seen.substr(6);
+  EXPECT_EQ(seen, "alive=1 join(50ms)=0 join(30s)=1 exitcode=0 alive=0 exitcode=1 terminated=" +
+                      std::to_string(-SIGTERM) + " killed=" + std::to_string(-SIGKILL) + " ");
+  EXPECT_EQ(process.exitcode(), 0);
 }
 
 TEST(Process, ActiveChildrenListsRunningChildren) {
