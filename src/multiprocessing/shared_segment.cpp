@@ -201,6 +201,13 @@ int create_exclusive(const std::string& posix_name, std::size_t size, std::size_
   }
   return fd;
 }
+
+// Why "/name" could not be created: the system's error, naming the block, and for ENOSPC
+// where the space ran out (tmpfs pages come from /dev/shm's size limit).
+std::system_error create_error(int error, const std::string& posix_name) {
+  return os_error(error, "cannot create shared memory '" + posix_name.substr(1) + "'" +
+                             (error == ENOSPC ? " (/dev/shm is full)" : ""));
+}
 }  // namespace
 
 std::shared_ptr<Segment> Segment::create_owned(std::size_t size) {
@@ -215,15 +222,13 @@ std::shared_ptr<Segment> Segment::create_owned(std::size_t size) {
     name.append(std::to_string(counter.fetch_add(1, std::memory_order_relaxed)));
     const int fd = create_exclusive(name, size, kReservedControlBytes);
     if (fd >= 0) return map_created(fd, std::move(name), current_pid());
-    if (errno != EEXIST) throw os_error(errno, "cannot create shared memory '" + name + "'");
+    if (errno != EEXIST) throw create_error(errno, name);
   }
 }
 
 std::shared_ptr<Segment> Segment::create_named(const std::string& posix_name, std::size_t size) {
   const int fd = create_exclusive(posix_name, size);
-  if (fd < 0) {
-    throw os_error(errno, "cannot create shared memory '" + posix_name.substr(1) + "'");
-  }
+  if (fd < 0) throw create_error(errno, posix_name);
   return map_created(fd, posix_name, 0);
 }
 

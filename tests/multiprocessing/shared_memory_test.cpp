@@ -1,7 +1,10 @@
 // SharedMemory, and the lifetime of the segments behind every shared object.
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
 
 #include <cstring>
+#include <filesystem>
 #include <system_error>
 
 #include "shared_test_support.hpp"
@@ -206,6 +209,55 @@ TEST(Segments, LoadingAHandleWhoseSegmentIsGoneIsNotFoundNamingIt) {
     EXPECT_EQ(error.code(), std::errc::no_such_file_or_directory);
     EXPECT_NE(std::string(error.what()).find(name.substr(1)), std::string::npos) << error.what();
   }
+}
+
+// A full /dev/shm: an object whose control pages do not fit is std::system_error (ENOSPC)
+// at construction, naming its segment, not a SIGBUS at its first use; and it leaves no
+// segment behind. The child mounts a 16 KiB tmpfs over /dev/shm in a mount namespace of its
+// own (which needs CAP_SYS_ADMIN: skipped without it).
+TEST(Segments, AFullDevShmIsNoSpaceAtConstructionAndLeavesNothingBehind) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  const pid_t child = fork_child([&] {
+    std::string seen;
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=16k") != 0) {
+      seen = std::string("skip: cannot mount a small /dev/shm here: ") + std::strerror(errno);
+    } else {
+      mp::Lock small;  // a page: fits
+      small.acquire();
+      small.release();
+      const auto full = [&](auto make) {
+        try {
+          make();
+          seen += "created ";
+        } catch (const std::system_error& error) {
+          const std::string what = error.what();
+          const bool named = what.find("shared memory 'spindle.") != std::string::npos &&
+                             what.find("(/dev/shm is full)") != std::string::npos;
+          seen += (error.code() == std::errc::no_space_on_device ? "ENOSPC" : error.what()) +
+                  std::string(named ? ",named " : ",unnamed ");
+        }
+      };
+      full([] { mp::Queue<int> queue; });
+      full([] { mp::Array<char> bytes(1 << 20); });
+      int left = 0;
+      for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/dev/shm"))
+        ++left;
+      seen += "left=" + std::to_string(left);  // only the Lock's segment
+    }
+    return ::write(pipe_fds[1], seen.data(), seen.size()) == static_cast<ssize_t>(seen.size());
+  });
+  ::close(pipe_fds[1]);
+  char buffer[512] = {};
+  const auto got = ::read(pipe_fds[0], buffer, sizeof buffer - 1);
+  ::close(pipe_fds[0]);
+  EXPECT_EQ(wait_child(child), 0);
+  ASSERT_GT(got, 0);
+  const std::string seen(buffer, static_cast<std::size_t>(got));
+  if (seen.rfind("skip: ", 0) == 0) GTEST_SKIP() << seen.substr(6);
+  EXPECT_EQ(seen, "ENOSPC,named ENOSPC,named left=1");
 }
 
 TEST(Segments, LoadingAHandleAsAnotherKindIsInvalidArgument) {
