@@ -647,9 +647,10 @@ class WorkerPool {
   // workers are gone, except on the collector thread (as Python's Pool, which does not join
   // its own thread): there the collector stops them once the callback returns.
   void terminate();
-  // Copies the borrowed bytes (detail::Message::borrowed) of every call not yet written to
-  // a worker, so that their owner may free them. Blocks on the pool's lock only.
-  void own_borrowed();
+  // The pool's core, shared: it outlives this WorkerPool as long as a caller holds it. A map
+  // that waits on the collector thread holds it, as a done callback run during that wait
+  // may destroy the Pool that owns this WorkerPool.
+  std::shared_ptr<WorkerPoolCore> share() const noexcept { return core_; }
   std::size_t workers() const noexcept { return workers_; }
   // Identifies the pool to is_collector_thread and collect_while_waiting.
   const WorkerPoolCore* identity() const noexcept;
@@ -659,6 +660,10 @@ class WorkerPool {
   // Shared with the collector thread, which may outlive this (see ~WorkerPool).
   std::shared_ptr<WorkerPoolCore> core_;
 };
+
+// Copies the borrowed bytes (detail::Message::borrowed) of every call of `pool` not yet
+// written to a worker, so that their owner may free them. Blocks on the pool's lock only.
+void own_borrowed(WorkerPoolCore& pool) noexcept;
 
 }  // namespace internal
 
@@ -1283,14 +1288,17 @@ class Pool {
   // map and starmap. The caller's elements outlive this call, so chunks send them straight
   // from `items` (no copy). Success means every chunk was written and ran; on any other way
   // out, the pool first copies whatever it has not written yet.
+  // Nothing of this Pool is touched after the wait: on the collector thread, a done callback
+  // run during it may destroy the Pool (the core stays, held here).
   template <bool star, class F, class Range>
   auto map_blocking(const F& function, Range& items, std::optional<std::size_t> chunksize) {
+    const std::shared_ptr<internal::WorkerPoolCore> core = pool_.share();
     try {
       auto gather = submit_map<star>(function, items, chunksize, true);
       gather->done.result();
       return gather->take();
     } catch (...) {
-      pool_.own_borrowed();
+      internal::own_borrowed(*core);
       throw;
     }
   }

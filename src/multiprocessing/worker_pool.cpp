@@ -879,8 +879,8 @@ void WorkerPool::submit(std::vector<std::unique_ptr<PendingCall>>& calls) {
   calls.clear();
 }
 
-void WorkerPool::own_borrowed() {
-  core_->own_borrowed();
+void own_borrowed(WorkerPoolCore& pool) noexcept {
+  pool.own_borrowed();
 }
 
 void WorkerPool::shutdown(bool wait, bool cancel_futures) {

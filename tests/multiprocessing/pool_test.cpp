@@ -400,6 +400,45 @@ TEST(Pool, DestroyedInItsOwnDoneCallbackItDoesNotWaitForItself) {
   EXPECT_THROW(second.get(30s), mp::BrokenProcessPool);
 }
 
+// A done callback waits in map() (collecting on the collector thread) while a later
+// callback, run during that wait, destroys the Pool: the map fails as terminate() makes it,
+// and touches nothing of the destroyed Pool on its way out.
+TEST(Pool, DestroyedByACallbackWhileAnotherCallbackWaitsInItsMap) {
+  auto pool = std::make_shared<mp::Pool>(mp::PoolOptions{.processes = 2});
+  auto [teller, told] = mp::Pipe<int>();
+  // Not a structured binding: the callback captures it (clang 14 cannot).
+  auto second_pipe = mp::Pipe<int>();
+  auto& second_teller = second_pipe.first;
+  auto first = pool->apply_async(wait_then_return, std::move(told));
+  auto second = pool->apply_async(wait_then_return, std::move(second_pipe.second));
+  mp::Pool* const waiting_in = pool.get();
+  std::string outcome;
+  spindle::threading::Event called;
+  auto first_future = first.future();
+  first_future.add_done_callback([&](const spindle::futures::Future<int>&) {
+    mp::Event never;
+    try {
+      second_teller.send(2);  // second's callback runs while this one waits below
+      waiting_in->map(five_once_set, std::vector<mp::Event>{never});
+      outcome = "the map returned";
+    } catch (const mp::BrokenProcessPool&) {
+      outcome = "BrokenProcessPool";
+    } catch (const std::exception& error) {
+      outcome = error.what();
+    }
+    called.set();
+  });
+  auto second_future = second.future();
+  second_future.add_done_callback(
+      [pool](const spindle::futures::Future<int>&) mutable { pool.reset(); });
+  pool.reset();  // the second callback holds the last reference
+  teller.send(1);
+  ASSERT_TRUE(called.wait(30s));
+  EXPECT_EQ(outcome, "BrokenProcessPool");
+  EXPECT_EQ(first.get(), 1);
+  EXPECT_EQ(second.get(), 2);
+}
+
 // Results are delivered on the collector thread, which runs the done callbacks: a callback
 // waiting there for another result of the same pool goes on collecting meanwhile (Python's
 // would wait for ever). join(), which would wait for that thread itself, is refused.
