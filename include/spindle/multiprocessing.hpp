@@ -397,6 +397,8 @@ class PendingCall {
   virtual bool cancellable() const noexcept { return true; }
   // The pool expects the call to run a millisecond or more (FutureCore::expect_long_wait).
   virtual void expect_long_wait() noexcept {}
+  // The future the call completes, if it is one (a waiting thread asks help_waiter by it).
+  virtual const spindle::detail::FutureCore* future_core() const noexcept { return nullptr; }
 
   detail::Message call;
   bool started = false;
@@ -407,11 +409,38 @@ class PendingCall {
   std::chrono::steady_clock::time_point traced_since{};
 };
 
+class WorkerPoolCore;
+
+// On a thread waiting for `waited` (spinning in its wait): if that is the pool's only call
+// out, reads its worker's answer and completes it here, rather than leave it to the
+// collector thread, whose wake-up costs more than the whole call on a busy machine. Done
+// callbacks of the call then run on this thread. True if it completed a call.
+bool help_waiter(WorkerPoolCore& pool, const spindle::detail::FutureCore* waited) noexcept;
+
+// The state of a Future<R> for a call of a pool: a thread waiting on it may fetch the
+// result itself (help_waiter). The pool is held weakly: a future may outlive its pool.
+template <class R>
+class PoolFutureState final : public futures::internal::FutureState<R> {
+ public:
+  explicit PoolFutureState(std::weak_ptr<WorkerPoolCore> pool) noexcept : pool_(std::move(pool)) {}
+  bool help_waiter() const noexcept override {
+    const std::shared_ptr<WorkerPoolCore> pool = pool_.lock();
+    return pool != nullptr && internal::help_waiter(*pool, this);
+  }
+
+ private:
+  std::weak_ptr<WorkerPoolCore> pool_;
+};
+
 // A call whose result goes to a Future<R>.
 template <class R>
 class FutureCall final : public PendingCall {
  public:
   using PendingCall::PendingCall;
+  // A call of `pool` whose waiter may fetch its result itself (PoolFutureState).
+  FutureCall(detail::Message call, std::weak_ptr<WorkerPoolCore> pool)
+      : PendingCall(std::move(call)),
+        future(futures::internal::adopt_future<R>(new PoolFutureState<R>(std::move(pool)))) {}
   bool start() override { return future.set_running_or_notify_cancel(); }
   void complete(detail::Message&& result) noexcept override {
     try {
@@ -434,6 +463,9 @@ class FutureCall final : public PendingCall {
   bool cancel() override { return future.cancel(); }
   void expect_long_wait() noexcept override {
     futures::internal::state_of(future)->expect_long_wait();
+  }
+  const spindle::detail::FutureCore* future_core() const noexcept override {
+    return futures::internal::state_of(future);
   }
 
   futures::Future<R> future;
@@ -1230,12 +1262,12 @@ class Pool {
     return apply_async(std::forward<F>(function), std::forward<A>(args)...).get();
   }
   // As apply(), not blocking: an AsyncResult. Its done callbacks (through future()) run on
-  // the pool's collector thread.
+  // the pool's collector thread, or on a thread waiting for it (see ProcessPoolExecutor).
   template <class F, class... A>
   auto apply_async(F&& function, A&&... args) {
     detail::Message call = detail::encode_call<true>(function, std::forward<A>(args)...);
     using R = typename ResultOf<detail::ShippableCall<true, F, A...>, F, A...>::type;
-    auto pending = std::make_unique<internal::FutureCall<R>>(std::move(call));
+    auto pending = std::make_unique<internal::FutureCall<R>>(std::move(call), pool_.share());
     AsyncResult<R> result(pending->future);
     submit(std::move(pending));
     return result;
@@ -1350,7 +1382,10 @@ struct ProcessPoolOptions {
 // callback may wait for another future of the same pool (result(), wait(), as_completed,
 // the map iterator): it goes on collecting results while it waits, where Python's would
 // wait for ever. shutdown(wait=true) there, which would wait for that very thread, is
-// std::logic_error.
+// std::logic_error. One exception: a thread waiting (result(), wait()) for the pool's only
+// call out may read that call's result itself, which saves a wake-up of the collector, and
+// the call's done callbacks then run on that thread (Python promises only a thread of the
+// process).
 // Workers are scheduled as SCHED_BATCH, so a worker woken with a call never preempts the
 // thread still submitting; threads a call starts in a worker inherit that policy.
 class ProcessPoolExecutor : public futures::Executor {
@@ -1370,7 +1405,7 @@ class ProcessPoolExecutor : public futures::Executor {
   auto submit(F&& function, A&&... args) {
     detail::Message call = detail::encode_call<true>(function, std::forward<A>(args)...);
     using R = typename ResultOf<detail::ShippableCall<true, F, A...>, F, A...>::type;
-    auto pending = std::make_unique<internal::FutureCall<R>>(std::move(call));
+    auto pending = std::make_unique<internal::FutureCall<R>>(std::move(call), pool_.share());
     futures::Future<R> future = pending->future;
     pool_.submit(std::move(pending));
     return future;

@@ -200,7 +200,7 @@ bool FutureCore::wait_done(const Clock::time_point* deadline) const {
   if (done()) return true;
   // A pool worker would rather run queued work than spin (block_until does that first).
   if (current_helper() == nullptr && !long_wait_.load(std::memory_order_relaxed) &&
-      spin_until([this] { return done(); }, kWaitSpin)) {
+      spin_until([this] { return done() || (help_waiter() && done()); }, kWaitSpin)) {
     return true;
   }
   // A deadline already passed (a poll with a zero timeout) registers nothing: repeated polls

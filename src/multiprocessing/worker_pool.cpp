@@ -100,6 +100,10 @@ struct Worker {
   bool retiring = false;  // reached max_tasks_per_child: gets no more calls
   // When the worker last started on a call or finished one (a result came in).
   Clock::time_point last_event{};
+  // Its stream ended, or could not be followed, while a waiting thread read it
+  // (help_waiter): the collector's next round ends it, with this error if it is set.
+  bool ended = false;
+  std::exception_ptr ended_unreadable;
 };
 
 class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
@@ -119,6 +123,44 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
   }
 
   bool on_collector_thread() const noexcept { return current_collector == this; }
+
+  // See internal::help_waiter. Reads only when the lock is free and `waited` is the only call
+  // out, so what it reads is that call's result (or its worker's end). A worker's end is left
+  // to the collector, woken for it, which ends the worker as if it had read the end itself.
+  bool help_waiter(const spindle::detail::FutureCore* waited) noexcept {
+    if (on_collector_thread()) return false;
+    std::unique_lock lock(mutex_, std::try_to_lock);
+    if (!lock.owns_lock() || !pending_.empty() || broken_) return false;
+    Worker* holder = nullptr;
+    for (auto& worker : workers_) {
+      if (worker->in_flight.empty()) continue;
+      if (holder != nullptr || worker->in_flight.size() != 1 || worker->ended) return false;
+      holder = worker.get();
+    }
+    if (holder == nullptr || holder->in_flight.front()->future_core() != waited) return false;
+    Completions completions;
+    Failures failures;
+    std::exception_ptr unreadable;
+    try {
+      completions.reserve(1);
+    } catch (...) {
+      return false;  // no memory: the collector reads it
+    }
+    const bool alive = read_worker_locked(*holder, completions, failures, unreadable);
+    if (broken_) {
+      wake_locked();  // broken while reading (a failed initializer): the workers are gone
+    } else if (!alive) {
+      holder->ended = true;
+      holder->ended_unreadable = unreadable;
+      wake_locked();
+    }
+    lock.unlock();
+    for (auto& [call, result] : completions)
+      call->complete(std::move(result));
+    for (auto& [call, error] : failures)
+      call->fail(error);
+    return !completions.empty() || !failures.empty();
+  }
 
   // Queues calls[0, count) (all, or none when it throws; taken ones are left empty) and
   // writes what the sockets take. A call that cannot be written fails alone.
@@ -671,6 +713,16 @@ class WorkerPoolCore : public std::enable_shared_from_this<WorkerPoolCore> {
       std::uint64_t count;
       [[maybe_unused]] const ssize_t got = ::read(wake_fd_, &count, sizeof count);
     }
+    // Workers whose end a waiting thread read (help_waiter). Before the sockets below: their
+    // end reads again as a plain end of stream, without the error the waiter saw.
+    for (std::size_t i = 0; i < workers_.size() && !broken_;) {
+      if (!workers_[i]->ended) {
+        ++i;
+        continue;
+      }
+      const std::exception_ptr unreadable = workers_[i]->ended_unreadable;
+      worker_ended_locked(i, unreadable, failures);  // removes it (a replacement goes last)
+    }
     for (std::size_t i = 1; i < polled.size(); ++i) {
       if (polled[i].revents == 0 || broken_) continue;
       Worker* worker = polled_workers[i];
@@ -877,6 +929,10 @@ void WorkerPool::submit(std::unique_ptr<PendingCall> call) {
 void WorkerPool::submit(std::vector<std::unique_ptr<PendingCall>>& calls) {
   core_->submit(calls.data(), calls.size());
   calls.clear();
+}
+
+bool help_waiter(WorkerPoolCore& pool, const spindle::detail::FutureCore* waited) noexcept {
+  return pool.help_waiter(waited);
 }
 
 void own_borrowed(WorkerPoolCore& pool) noexcept {

@@ -238,6 +238,28 @@ TEST(ProcessPoolExecutor, ManyCallsAllComplete) {
   EXPECT_EQ(sum, expected);
 }
 
+// A thread waiting for the pool's only call out may read its result itself, rather than the
+// collector thread: results, exceptions and done callbacks are the same either way, and a
+// worker that dies under such a wait still breaks the pool.
+TEST(ProcessPoolExecutor, WhoeverReadsAResultTheCallerSeesTheSame) {
+  mp::ProcessPoolExecutor pool({.max_workers = 2});
+  constexpr int rounds = 300;
+  std::atomic<int> called{0};
+  spindle::threading::Event all_called;
+  for (int i = 0; i < rounds; ++i) {
+    auto future = pool.submit(square, i);
+    future.add_done_callback([&](const spindle::futures::Future<int>&) {
+      if (called.fetch_add(1) + 1 == rounds) all_called.set();
+    });
+    ASSERT_EQ(future.result(), i * i);
+  }
+  EXPECT_TRUE(all_called.wait(30s));
+  EXPECT_EQ(called.load(), rounds);
+  EXPECT_THROW(pool.submit(throw_invalid, 1).result(), std::invalid_argument);
+  EXPECT_EQ(pool.submit(square, 7).result(), 49);
+  EXPECT_THROW(pool.submit(abort_now).result(), mp::BrokenProcessPool);
+}
+
 TEST(ProcessPoolExecutor, AResultArrivesWhileTheNextQueuedCallStillRuns) {
   mp::ProcessPoolExecutor pool({.max_workers = 1});
   EXPECT_EQ(pool.submit(square, 2).result(), 4);

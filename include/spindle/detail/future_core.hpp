@@ -114,6 +114,11 @@ class FutureCore {
 
   // A task runs here (tasks override it). The default does nothing: a plain Future.
   virtual void execute() noexcept {}
+  // Called again and again on a thread spinning in wait_done: a chance for the executor to
+  // let that thread fetch the result itself (a process pool's call, whose result would
+  // otherwise come through the pool's collector thread). True if it completed something.
+  // Must be cheap when there is nothing to do. The default does nothing.
+  virtual bool help_waiter() const noexcept { return false; }
 
   Status status() const noexcept {
     return static_cast<Status>(status_.load(std::memory_order_acquire));
